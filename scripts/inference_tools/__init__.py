@@ -1,0 +1,1 @@
+"""Tooling for the scalable inference server: local serving, model publishing, benchmarks, autoscaling."""

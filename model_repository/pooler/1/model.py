@@ -1,0 +1,21 @@
+"""`pooler`: glue between Triton and python_backend.pooler_model."""
+
+import triton_python_backend_utils as pb_utils
+
+from python_backend.pooler_model import HIDDEN_STATE_INPUT, MASK_INPUT, PoolerModel
+from python_backend.triton_glue import output_dtypes, respond
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.model = PoolerModel(output_dtypes(args["model_config"]))
+
+    def execute(self, requests):
+        inputs = [
+            (
+                pb_utils.get_input_tensor_by_name(r, HIDDEN_STATE_INPUT).as_numpy(),
+                pb_utils.get_input_tensor_by_name(r, MASK_INPUT).as_numpy(),
+            )
+            for r in requests
+        ]
+        return respond(self.model.run(inputs))

@@ -1,0 +1,227 @@
+"""An ONNX model run by the `onnxruntime` package, checked against its Triton model config.
+
+This is the logic of the local server's Python-based `onnxruntime` backend. It refuses the
+configs that Triton's C++ ONNX Runtime backend refuses, so a repository that loads locally
+loads in the production image, and it runs each dynamic batch as one session call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+LOG = logging.getLogger(__name__)
+
+# Triton config data types and the ONNX Runtime type strings they correspond to.
+TRITON_TO_ORT_TYPE = {
+    "TYPE_BOOL": "tensor(bool)",
+    "TYPE_UINT8": "tensor(uint8)",
+    "TYPE_UINT16": "tensor(uint16)",
+    "TYPE_UINT32": "tensor(uint32)",
+    "TYPE_UINT64": "tensor(uint64)",
+    "TYPE_INT8": "tensor(int8)",
+    "TYPE_INT16": "tensor(int16)",
+    "TYPE_INT32": "tensor(int32)",
+    "TYPE_INT64": "tensor(int64)",
+    "TYPE_FP16": "tensor(float16)",
+    "TYPE_FP32": "tensor(float)",
+    "TYPE_FP64": "tensor(double)",
+    "TYPE_STRING": "tensor(string)",
+}
+DEFAULT_MODEL_FILENAME = "model.onnx"
+
+
+class ModelConfigError(ValueError):
+    """The model config does not describe the ONNX graph; the model must not load."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    data_type: str
+    dims: tuple[int, ...]  # without the batch dimension when the model batches
+
+
+def _specs(config: Mapping[str, Any], key: str) -> list[TensorSpec]:
+    return [
+        TensorSpec(entry["name"], entry["data_type"], tuple(int(d) for d in entry.get("dims", [])))
+        for entry in config.get(key, [])
+    ]
+
+
+def _is_dynamic(dim: Any) -> bool:
+    return not isinstance(dim, int) or dim < 0
+
+
+def _check_tensors(
+    model_name: str,
+    kind: str,
+    specs: Sequence[TensorSpec],
+    graph: Mapping[str, ort.NodeArg],
+    batching: bool,
+    max_batch_size: int,
+) -> None:
+    for spec in specs:
+        field = f"model '{model_name}': {kind} '{spec.name}'"
+        node = graph.get(spec.name)
+        if node is None:
+            raise ModelConfigError(
+                f"{field} in the config is not an {kind} of the ONNX graph "
+                f"(the graph's {kind}s are {sorted(graph)})"
+            )
+        expected_type = TRITON_TO_ORT_TYPE.get(spec.data_type)
+        if expected_type != node.type:
+            raise ModelConfigError(
+                f"{field}: data_type {spec.data_type} in the config, but the ONNX graph has "
+                f"{node.type}"
+            )
+        graph_dims = list(node.shape)
+        if batching:
+            if not graph_dims:
+                raise ModelConfigError(
+                    f"{field}: max_batch_size {max_batch_size} needs a batch dimension, but the "
+                    "graph's tensor is a scalar"
+                )
+            if not _is_dynamic(graph_dims[0]):
+                raise ModelConfigError(
+                    f"{field}: max_batch_size {max_batch_size} needs a dynamic first dimension, "
+                    f"but the ONNX graph fixes it to {graph_dims[0]}; set max_batch_size: 0 "
+                    "or export the graph with a dynamic batch axis"
+                )
+            graph_dims = graph_dims[1:]
+        if len(graph_dims) != len(spec.dims):
+            raise ModelConfigError(
+                f"{field}: dims {list(spec.dims)} in the config, but the ONNX graph's shape "
+                f"{'after the batch dimension ' if batching else ''}is {graph_dims}"
+            )
+        for position, (config_dim, graph_dim) in enumerate(zip(spec.dims, graph_dims, strict=True)):
+            if _is_dynamic(graph_dim):
+                continue
+            if config_dim != graph_dim:
+                raise ModelConfigError(
+                    f"{field}: dims[{position}] is {config_dim} in the config, but the ONNX "
+                    f"graph fixes it to {graph_dim}"
+                )
+
+
+def _parameter(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get("parameters", {}).get(key)
+    return None if value is None else str(value.get("string_value", ""))
+
+
+def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
+    """Session options from the same config `parameters` Triton's ONNX Runtime backend reads."""
+    options = ort.SessionOptions()
+    intra = _parameter(config, "intra_op_thread_count")
+    inter = _parameter(config, "inter_op_thread_count")
+    if intra:
+        options.intra_op_num_threads = int(intra)
+    if inter:
+        options.inter_op_num_threads = int(inter)
+    if _parameter(config, "execution_mode") == "1":
+        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class OnnxModel:
+    def __init__(self, config: Mapping[str, Any], model_file: Path) -> None:
+        self.name = str(config.get("name", model_file.parent.parent.name))
+        self.max_batch_size = int(config.get("max_batch_size", 0))
+        self.inputs = _specs(config, "input")
+        self.outputs = _specs(config, "output")
+        if not model_file.is_file():
+            raise ModelConfigError(f"model '{self.name}': model file {model_file} does not exist")
+        try:
+            self.session = ort.InferenceSession(
+                str(model_file),
+                sess_options=session_options(config),
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as error:  # ORT raises its own exception types for unreadable graphs
+            raise ModelConfigError(
+                f"model '{self.name}': ONNX Runtime cannot load {model_file}: {error}"
+            ) from error
+        self._validate()
+
+    @classmethod
+    def from_triton_args(
+        cls, config: Mapping[str, Any], model_dir: Path, version: str
+    ) -> OnnxModel:
+        filename = config.get("default_model_filename") or DEFAULT_MODEL_FILENAME
+        return cls(config, model_dir / version / filename)
+
+    def _validate(self) -> None:
+        batching = self.max_batch_size > 0
+        graph_inputs = {node.name: node for node in self.session.get_inputs()}
+        graph_outputs = {node.name: node for node in self.session.get_outputs()}
+        _check_tensors(self.name, "input", self.inputs, graph_inputs, batching, self.max_batch_size)
+        _check_tensors(
+            self.name, "output", self.outputs, graph_outputs, batching, self.max_batch_size
+        )
+        missing = sorted(set(graph_inputs) - {spec.name for spec in self.inputs})
+        if missing:
+            raise ModelConfigError(
+                f"model '{self.name}': the ONNX graph needs inputs {missing} that the config "
+                "does not declare"
+            )
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec.name for spec in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, dict(feeds))
+        return dict(zip(self.output_names, values, strict=True))
+
+    def run_batched(
+        self, requests: Sequence[Mapping[str, np.ndarray]]
+    ) -> list[dict[str, np.ndarray] | Exception]:
+        """Run many requests with as few session calls as their shapes allow.
+
+        Requests whose inputs have equal shapes past the batch dimension are concatenated and
+        run together, then split back; a failing group fails only its own requests.
+        """
+        if self.max_batch_size <= 0:
+            return [self._run_guarded(feeds) for feeds in requests]
+        groups: dict[tuple[tuple[int, ...], ...], list[int]] = defaultdict(list)
+        for index, feeds in enumerate(requests):
+            key = tuple(feeds[name].shape[1:] for name in self.input_names)
+            groups[key].append(index)
+        results: list[dict[str, np.ndarray] | Exception] = [{} for _ in requests]
+        for indices in groups.values():
+            sizes = [requests[i][self.input_names[0]].shape[0] for i in indices]
+            feeds = {
+                name: np.concatenate([requests[i][name] for i in indices])
+                if len(indices) > 1
+                else requests[indices[0]][name]
+                for name in self.input_names
+            }
+            outcome = self._run_guarded(feeds)
+            if isinstance(outcome, Exception):
+                for i in indices:
+                    results[i] = outcome
+                continue
+            split_points = np.cumsum(sizes)[:-1]
+            per_output = {name: np.split(value, split_points) for name, value in outcome.items()}
+            for position, i in enumerate(indices):
+                results[i] = {name: parts[position] for name, parts in per_output.items()}
+        return results
+
+    def _run_guarded(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | Exception:
+        try:
+            return self.run(feeds)
+        except Exception as error:  # one bad group must not take the others down
+            LOG.exception("model '%s': inference failed", self.name)
+            return error

@@ -1,0 +1,199 @@
+"""Run a real tritonserver on this machine: start, wait until ready, stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from inference_tools.paths import work_dir as default_work_dir
+from inference_tools.triton_runtime import prepare_runtime
+
+LOG = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
+LOG_TAIL_LINES = 40
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.is_file():
+        return "(no log written)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class LocalTritonServer:
+    """A tritonserver process serving a model repository on loopback ports.
+
+    Ports given as 0 are picked free. Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        model_repository: Path,
+        *,
+        http_port: int = 0,
+        grpc_port: int = 0,
+        metrics_port: int = 0,
+        log_verbose: int = 0,
+        extra_args: Sequence[str] = (),
+        work_dir: Path | None = None,
+        address: str = LOOPBACK,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.model_repository = model_repository
+        self.http_port = http_port or free_port()
+        self.grpc_port = grpc_port or free_port()
+        self.metrics_port = metrics_port or free_port()
+        self.log_verbose = log_verbose
+        self.extra_args = list(extra_args)
+        self.work_dir = work_dir or default_work_dir()
+        self.address = address
+        self.extra_env = env or {}
+        self.log_path = self.work_dir / "logs" / f"tritonserver-{self.http_port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"{LOOPBACK}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{LOOPBACK}:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        runtime = prepare_runtime(self.work_dir)
+        return [
+            str(runtime.tritonserver),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={runtime.backends_dir}",
+            f"--http-address={self.address}",
+            f"--http-port={self.http_port}",
+            f"--grpc-address={self.address}",
+            f"--grpc-port={self.grpc_port}",
+            f"--metrics-address={self.address}",
+            f"--metrics-port={self.metrics_port}",
+            f"--log-verbose={self.log_verbose}",
+            *self.extra_args,
+        ]
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        runtime = prepare_runtime(self.work_dir)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        LOG.info("starting %s", " ".join(command))
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**runtime.env, **self.extra_env},
+                # Own process group: Ctrl-C in a terminal reaches us, and we decide how to stop.
+                start_new_session=True,
+            )
+        try:
+            self.wait_until_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def is_ready(self) -> bool:
+        return self._get_status(f"http://{self.http_url}/v2/health/ready") == 200
+
+    def wait_until_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerStartError(
+                    f"tritonserver exited with status {self.process.returncode} while starting.\n"
+                    f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if self.is_ready():
+                LOG.info(
+                    "tritonserver ready: HTTP %s, gRPC %s, metrics %s",
+                    self.http_url,
+                    self.grpc_url,
+                    self.metrics_url,
+                )
+                return
+            time.sleep(0.25)
+        raise ServerStartError(
+            f"tritonserver was not ready after {timeout_s:.0f}s. "
+            f"Models not ready: {self.models_not_ready() or 'unknown'}.\n"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+        )
+
+    def models_not_ready(self) -> list[str]:
+        request = urllib.request.Request(
+            f"http://{self.http_url}/v2/repository/index", data=b"{}", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                index = json.load(response)
+        except (OSError, ValueError):
+            return []
+        not_ready = []
+        for entry in index:
+            if entry.get("state") == "READY":
+                continue
+            reason = entry.get("reason")
+            detail = entry.get("state", "UNKNOWN") + (f": {reason}" if reason else "")
+            not_ready.append(f"{entry['name']} ({detail})")
+        return not_ready
+
+    @staticmethod
+    def _get_status(url: str) -> int | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return None
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM, wait up to `timeout_s`, then SIGKILL. Returns the exit status."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            LOG.warning("tritonserver did not exit %ss after SIGTERM; killing it", timeout_s)
+            # The group holds the Python backend stubs too; leave none behind.
+            os.killpg(process.pid, signal.SIGKILL)
+            return process.wait()
+
+    def __enter__(self) -> LocalTritonServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,114 @@
+"""`inference-tools serve`: the model repository on a real local Triton, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from inference_tools.local_server import LocalTritonServer
+from inference_tools.paths import MODEL_REPOSITORY
+
+HELP = """\
+Serve a Triton model repository with the real tritonserver 2.51.0 that nvidia-pytriton bundles,
+on the CPU, with no cluster, GPU or container. ONNX models keep `backend: "onnxruntime"`: a
+Python-based backend of that name runs them with the onnxruntime package. Ctrl-C (or SIGTERM)
+stops the server cleanly.
+
+Example:
+  inference-tools serve                      # model_repository/ on 8000/8001/8002
+  inference-tools serve --http-port 9000 --log-verbose 1
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the model repository with a real Triton on this machine",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="model repository folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8000, help="HTTP/REST port (default: 8000)"
+    )
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default: 8001)")
+    parser.add_argument(
+        "--metrics-port", type=int, default=8002, help="Prometheus metrics port (default: 8002)"
+    )
+    parser.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 exposes the server to the network)",
+    )
+    parser.add_argument(
+        "--log-verbose", type=int, default=0, help="Triton's --log-verbose level (0: off)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="how long to wait for every model to be ready (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help="do not build missing model artefacts before starting",
+    )
+    parser.add_argument(
+        "triton_args",
+        nargs="*",
+        metavar="-- TRITON_ARG",
+        help="extra tritonserver flags, after `--` (e.g. -- --model-control-mode=explicit)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.no_build and args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        from inference_tools.model_artifacts import build_model_artifacts
+
+        build_model_artifacts(args.model_repository)
+    server = LocalTritonServer(
+        args.model_repository.resolve(),
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_verbose=args.log_verbose,
+        address=args.address,
+        extra_args=args.triton_args,
+    )
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
+    server.start(timeout_s=args.startup_timeout)
+    print(
+        f"Triton is serving {args.model_repository}\n"
+        f"  HTTP    http://{server.http_url}   (try: curl {server.http_url}/v2/health/ready)\n"
+        f"  gRPC    {server.grpc_url}\n"
+        f"  metrics {server.metrics_url}\n"
+        f"  log     {server.log_path}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        while not stop_requested.wait(timeout=1.0):
+            if server.process is not None and server.process.poll() is not None:
+                print(
+                    f"tritonserver exited with status {server.process.returncode}; "
+                    f"see {server.log_path}"
+                )
+                return 1
+    except KeyboardInterrupt:
+        pass
+    print("stopping Triton...", flush=True)
+    status = server.stop()
+    print(f"Triton stopped (exit status {status}).")
+    return 0
