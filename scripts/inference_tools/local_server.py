@@ -33,6 +33,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return True
+    return False
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     if not path.is_file():
         return "(no log written)"
@@ -99,6 +108,21 @@ class LocalTritonServer:
         ]
 
     def start(self, timeout_s: float = 180.0) -> None:
+        # Checked first: otherwise the readiness poll could be answered by whatever holds the port.
+        busy = [
+            f"{name} port {port}"
+            for name, port in (
+                ("HTTP", self.http_port),
+                ("gRPC", self.grpc_port),
+                ("metrics", self.metrics_port),
+            )
+            if port_in_use(self.address, port)
+        ]
+        if busy:
+            raise ServerStartError(
+                f"{', '.join(busy)} already in use on {self.address}: stop the other server or "
+                "choose other ports (--http-port, --grpc-port, --metrics-port)"
+            )
         runtime = prepare_runtime(self.work_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = self.command()

@@ -1,0 +1,32 @@
+"""Triton model configs read with Triton's own protobuf schema (the one tritonclient ships)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+
+ModelConfig = model_config_pb2.ModelConfig
+
+
+class ModelConfigSyntaxError(ValueError):
+    pass
+
+
+def parse_model_config(text: str, source: str = "config.pbtxt") -> Any:
+    """Parse protobuf text; an unknown field or a typo names the file and line."""
+    try:
+        return text_format.Parse(text, model_config_pb2.ModelConfig())
+    except text_format.ParseError as error:
+        raise ModelConfigSyntaxError(f"{source}:{error}") from None
+
+
+def read_model_config(path: Path) -> Any:
+    return parse_model_config(path.read_text(), str(path))
+
+
+def config_as_dict(config: Any) -> dict[str, Any]:
+    """The config as the JSON-like dict Triton hands a Python model's initialize()."""
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)
