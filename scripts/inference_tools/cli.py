@@ -11,9 +11,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools import serve_command
+from inference_tools import build_models_command, serve_command
 
 COMMAND_MODULES = [
+    build_models_command,
     serve_command,
 ]
 

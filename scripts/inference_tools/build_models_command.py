@@ -1,0 +1,52 @@
+"""`inference-tools build-models`: write the generated files of the Triton model repository."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from inference_tools.model_artifacts import (
+    ENCODER_FILE,
+    MODEL_REQUIREMENT,
+    TOKENIZER_FILE,
+    build_model_artifacts,
+)
+from inference_tools.paths import MODEL_REPOSITORY
+
+DESCRIPTION = f"""\
+Build the model files that the Triton model repository does not keep in git, from the
+all-MiniLM-L6-v2 weights of the installed package {MODEL_REQUIREMENT}:
+
+  {ENCODER_FILE}         the BERT encoder as an ONNX graph (opset 17, FP32)
+  {TOKENIZER_FILE}  the WordPiece tokenizer, truncating at 256 tokens
+
+The weights' sha256 is checked first. A stamp file (.build-stamp.json) records what the files
+were built from; when nothing changed the command returns at once without writing.
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    build_model_artifacts(args.model_repository, force=args.force)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "build-models",
+        help="build model.onnx and tokenizer.json from the installed model package",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        metavar="DIR",
+        help="model repository to write into (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when the stamp says the files are up to date",
+    )
+    parser.set_defaults(func=run)
