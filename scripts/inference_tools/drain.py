@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Drain a Triton server before it gets SIGTERM: wait until no inference is in flight.
+
+Triton 2.51 fails ensemble requests that are still inside the server when it is told to stop
+(the composing models' schedulers refuse the next step at once). So the stop sequence is ours:
+
+1. stop routing new requests to the server (Kubernetes does this when the pod starts
+   terminating; a local caller stops its own clients), and wait `propagation_s` for that to take
+   effect everywhere, still serving whatever arrives;
+2. poll Triton's metrics until no request is pending and no counter has moved for `quiet_s`,
+   or until `deadline_s` (counted from the start) has passed;
+3. return: the caller then sends SIGTERM.
+
+The container runs this file as its preStop hook (the image copies it to
+/opt/scalable-inference-server/bin/triton-drain), and the local tooling calls `drain_server` or
+`inference-tools drain`, so both replay the same sequence. Standard library only: the serving
+image's Python has none of this project's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+PENDING_METRIC = "nv_inference_pending_request_count"
+# Counters that move whenever a request or a batch finishes, in any model; an unchanged sum
+# over a quiet interval, with nothing pending, means nothing is executing either. (The pending
+# gauge alone misses requests that a backend has already started executing.)
+PROGRESS_METRICS = (
+    "nv_inference_request_success",
+    "nv_inference_request_failure",
+    "nv_inference_exec_count",
+)
+DEFAULT_QUIET_S = 1.0
+DEFAULT_POLL_INTERVAL_S = 0.2
+SCRAPE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What one scrape of the metrics endpoint says about work inside the server."""
+
+    pending_requests: float
+    progress_count: float
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    idle: bool  # False: the deadline passed with work still in flight
+    reason: str
+    waited_s: float
+    last_activity: Activity | None
+
+
+def parse_activity(metrics_text: str) -> Activity:
+    """Sum the pending gauge and the progress counters over every model and version."""
+    pending = 0.0
+    progress = 0.0
+    for line in metrics_text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_end = min((i for i in (line.find("{"), line.find(" ")) if i >= 0), default=-1)
+        if name_end < 0:
+            continue
+        name = line[:name_end]
+        if name != PENDING_METRIC and name not in PROGRESS_METRICS:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if name == PENDING_METRIC:
+            pending += value
+        else:
+            progress += value
+    return Activity(pending_requests=pending, progress_count=progress)
+
+
+def scrape_activity(metrics_url: str) -> Activity:
+    with urllib.request.urlopen(metrics_url, timeout=SCRAPE_TIMEOUT_S) as response:
+        return parse_activity(response.read().decode("utf-8", errors="replace"))
+
+
+def drain_server(
+    metrics_url: str,
+    *,
+    propagation_s: float,
+    deadline_s: float,
+    quiet_s: float = DEFAULT_QUIET_S,
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+    scrape: Callable[[str], Activity] = scrape_activity,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Callable[[str], None] = lambda message: None,
+) -> DrainResult:
+    """Wait out the propagation delay, then until the server is idle or the deadline passes."""
+    if propagation_s > deadline_s:
+        raise ValueError("the propagation wait must fit inside the deadline")
+    start = clock()
+    log(f"waiting {propagation_s:g}s for routers to stop sending requests")
+    sleep(propagation_s)
+
+    last: Activity | None = None
+    quiet_since: float | None = None
+    while True:
+        now = clock()
+        try:
+            activity = scrape(metrics_url)
+        except (OSError, ValueError) as error:
+            # No metrics endpoint means no server to drain (it exited or never started).
+            return DrainResult(True, f"metrics unreadable ({error})", now - start, last)
+        busy = activity.pending_requests > 0 or (
+            last is not None and activity.progress_count != last.progress_count
+        )
+        if busy or last is None:
+            quiet_since = now
+        last = activity
+        if now - quiet_since >= quiet_s:
+            log(f"idle after {now - start:.1f}s")
+            return DrainResult(True, "idle", now - start, activity)
+        if now - start >= deadline_s:
+            log(f"deadline of {deadline_s:g}s passed with work in flight: {activity}")
+            return DrainResult(False, "deadline passed", now - start, activity)
+        sleep(min(poll_interval_s, max(0.0, deadline_s - (now - start))))
+
+
+def _log_to(path: str | None) -> Callable[[str], None]:
+    """A logger writing to `path` if it opens (e.g. /proc/1/fd/1: the container's log), else
+    to stderr. A preStop hook's own output is discarded by the kubelet."""
+    stream: TextIO = sys.stderr
+    if path:
+        try:
+            stream = open(path, "a", buffering=1)  # noqa: SIM115 (open for the process lifetime)
+        except OSError:
+            stream = sys.stderr
+
+    def log(message: str) -> None:
+        print(f"triton-drain: {message}", file=stream, flush=True)
+
+    return log
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-url",
+        default="http://127.0.0.1:8002/metrics",
+        help="Triton's Prometheus endpoint (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--propagation-seconds",
+        type=float,
+        default=10.0,
+        help="wait this long first, for proxies to stop routing here (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deadline-seconds",
+        type=float,
+        default=40.0,
+        help="give up this long after starting, idle or not (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=DEFAULT_QUIET_S,
+        help="idle means nothing pending and no counter moving this long (default: %(default)s)",
+    )
+    parser.add_argument("--log-file", help="append progress here instead of stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    result = drain_server(
+        args.metrics_url,
+        propagation_s=args.propagation_seconds,
+        deadline_s=args.deadline_seconds,
+        quiet_s=args.quiet_seconds,
+        log=_log_to(args.log_file),
+    )
+    # Non-zero when work was still in flight: for a preStop hook that becomes a FailedPreStopHook
+    # event on the pod (SIGTERM follows regardless), which is what an operator should see.
+    return 0 if result.idle else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "drain",
+        help="wait until a Triton server has no request in flight (run before stopping it)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="triton-drain", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
