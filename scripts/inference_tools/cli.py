@@ -11,10 +11,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools import build_models_command, serve_command
+from inference_tools import build_models_command, drain, manifests, serve_command
 
 COMMAND_MODULES = [
     build_models_command,
+    drain,
+    manifests,
     serve_command,
 ]
 

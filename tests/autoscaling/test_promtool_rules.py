@@ -1,0 +1,68 @@
+"""`promtool test rules` on the recording rules and alerts exactly as an overlay renders them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from inference_tools.autoscaling import manifests
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY
+
+PROMTOOL_TESTS = Path(__file__).parent / "promtool"
+OVERLAY = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
+
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool comes with Debian's prometheus package"
+)
+
+
+@pytest.fixture(scope="module")
+def rule_file() -> dict:
+    return manifests.prometheus_rule_file(manifests.render(OVERLAY))
+
+
+@needs_promtool
+@pytest.mark.parametrize("test_file", sorted(p.name for p in PROMTOOL_TESTS.glob("*.test.yaml")))
+def test_promtool_unit_tests_pass(rule_file: dict, test_file: str, tmp_path: Path) -> None:
+    (tmp_path / "triton-rules.yaml").write_text(yaml.safe_dump(rule_file, sort_keys=False))
+    shutil.copy(PROMTOOL_TESTS / test_file, tmp_path / test_file)
+    result = subprocess.run(
+        ["promtool", "test", "rules", test_file],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+@needs_promtool
+def test_rules_pass_promtool_check(rule_file: dict, tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule_file, sort_keys=False))
+    result = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def ensemble_models() -> set[str]:
+    return {
+        config.parent.name
+        for config in MODEL_REPOSITORY.glob("*/config.pbtxt")
+        if re.search(r'^platform:\s*"ensemble"', config.read_text(), re.MULTILINE)
+    }
+
+
+def test_rules_leave_out_exactly_the_ensembles_of_the_model_repository(rule_file: dict) -> None:
+    expressions = [
+        rule["expr"] for group in rule_file["groups"] for rule in group["rules"] if "expr" in rule
+    ]
+    exclusions = {m for e in expressions for m in re.findall(r'model!~"([^"]*)"', e)}
+    assert ensemble_models() == {"text_embedding"}
+    assert exclusions == {"|".join(sorted(ensemble_models()))}

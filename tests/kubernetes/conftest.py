@@ -1,0 +1,31 @@
+"""Renders every overlay (and every component on the base) once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from inference_tools import manifests
+from inference_tools.manifests import Render
+
+
+@pytest.fixture(scope="session")
+def k8s_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kubernetes")
+
+
+@pytest.fixture(scope="session")
+def all_renders(k8s_work_dir: Path) -> list[Render]:
+    return manifests.render_all(k8s_work_dir)
+
+
+@pytest.fixture(scope="session")
+def overlays(all_renders: list[Render]) -> list[Render]:
+    found = [r for r in all_renders if not r.name.startswith("component:")]
+    assert found, "no overlay under kustomize/overlays"
+    return found
+
+
+@pytest.fixture(scope="session")
+def renders_by_name(all_renders: list[Render]) -> dict[str, Render]:
+    return {r.name: r for r in all_renders}
