@@ -1,1 +1,1 @@
-"""Tooling for the scalable inference server: local serving, model publishing, benchmarks, autoscaling."""
+"""Tooling for the scalable inference server: local serving, publishing, benchmarks, autoscaling."""
