@@ -7,27 +7,26 @@ import re
 
 import pytest
 from inference_tools.autoscaling import manifests
+from inference_tools.manifests import Render
 from inference_tools.paths import KUSTOMIZE_DIR
 
 OVERLAYS = sorted(p.parent for p in (KUSTOMIZE_DIR / "overlays").glob("*/kustomization.yaml"))
 
 
 @pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: p.name)
-def rendered(request: pytest.FixtureRequest) -> list[dict]:
+def rendered(request: pytest.FixtureRequest) -> Render:
     return manifests.render(request.param)
 
 
-def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(rendered: list[dict]) -> None:
-    autoscalers = manifests.select(rendered, "HorizontalPodAutoscaler") + manifests.select(
-        rendered, "ScaledObject"
-    )
-    for deployment in manifests.select(rendered, "Deployment"):
+def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(rendered: Render) -> None:
+    autoscalers = rendered.of_kind("HorizontalPodAutoscaler") + rendered.of_kind("ScaledObject")
+    for deployment in rendered.of_kind("Deployment"):
         if autoscalers:
             assert "replicas" not in deployment["spec"]
 
 
-def test_hpa_metrics_are_served_by_the_adapter_from_recorded_series(rendered: list[dict]) -> None:
-    if not manifests.select(rendered, "HorizontalPodAutoscaler"):
+def test_hpa_metrics_are_served_by_the_adapter_from_recorded_series(rendered: Render) -> None:
+    if not rendered.of_kind("HorizontalPodAutoscaler"):
         pytest.skip("no HorizontalPodAutoscaler in this overlay")
     rules = {rule.metric_name: rule for rule in manifests.adapter_rules(rendered)}
     recorded = manifests.recording_rules(rendered)
@@ -39,10 +38,10 @@ def test_hpa_metrics_are_served_by_the_adapter_from_recorded_series(rendered: li
         assert "namespace=" not in rule.metrics_query
 
 
-def test_scaled_object_queries_select_its_own_namespace_and_service(rendered: list[dict]) -> None:
-    for scaled_object in manifests.select(rendered, "ScaledObject"):
+def test_scaled_object_queries_select_its_own_namespace_and_service(rendered: Render) -> None:
+    for scaled_object in rendered.of_kind("ScaledObject"):
         namespace = scaled_object["metadata"]["namespace"]
-        service = manifests.only(rendered, "Service", "triton")["metadata"]
+        service = rendered.one("Service", "triton")["metadata"]
         recorded = manifests.recording_rules(rendered)
         for trigger in manifests.keda_triggers(scaled_object):
             matchers = dict(re.findall(r'(\w+)="([^"]*)"', trigger.query))
@@ -51,16 +50,14 @@ def test_scaled_object_queries_select_its_own_namespace_and_service(rendered: li
             assert re.search(r"\(([\w:]+)\{", trigger.query).group(1) in recorded
 
 
-def component_manifests(name: str) -> list[dict]:
+def component_manifests(name: str) -> Render:
     overlay = KUSTOMIZE_DIR / "overlays" / f"cpu-{name}"
     return manifests.render(overlay)
 
 
 def test_keda_and_hpa_components_carry_the_same_policy() -> None:
     hpa = manifests.hpa_spec(component_manifests("hpa"))
-    keda = manifests.keda_hpa_spec(
-        manifests.only(component_manifests("keda"), "ScaledObject", "triton")
-    )
+    keda = manifests.keda_hpa_spec(component_manifests("keda").one("ScaledObject", "triton"))
     assert (keda.min_replicas, keda.max_replicas) == (hpa.min_replicas, hpa.max_replicas)
     assert keda.behavior == hpa.behavior
     assert [m.target for m in keda.metrics] == [m.target for m in hpa.metrics]

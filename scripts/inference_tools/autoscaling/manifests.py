@@ -8,15 +8,14 @@ the rendered text and not a copy of it.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from inference_tools import manifests as validation
 from inference_tools.autoscaling.hpa import (
     EXTERNAL_METRIC,
     Behavior,
@@ -24,58 +23,36 @@ from inference_tools.autoscaling.hpa import (
     MetricTarget,
 )
 from inference_tools.autoscaling.quantity import parse_quantity
+from inference_tools.manifests import Render
 
 Manifest = dict[str, Any]
+
+
+ADAPTER_CONFIG_MAP = "triton-prometheus-adapter-rules"
 
 
 class ManifestError(RuntimeError):
     pass
 
 
-def render(kustomization_dir: Path) -> list[Manifest]:
-    """`kubectl kustomize DIR` (kustomize v5 built into kubectl), parsed."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise ManifestError("kubectl is not on PATH; it renders the kustomize overlays")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(kustomization_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ManifestError(f"kubectl kustomize {kustomization_dir} failed:\n{result.stderr}")
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+def render(kustomization_dir: Path) -> Render:
+    """`kubectl kustomize DIR`, parsed (the same rendering the manifest validation uses)."""
+    return validation.render(kustomization_dir)
 
 
-def select(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
-    return [
-        m
-        for m in manifests
-        if m.get("kind") == kind and (name is None or m["metadata"]["name"] == name)
-    ]
-
-
-def only(manifests: Iterable[Manifest], kind: str, name: str | None = None) -> Manifest:
-    found = select(manifests, kind, name)
-    if len(found) != 1:
-        raise ManifestError(f"expected one {kind} {name or ''}, found {len(found)}")
-    return found[0]
-
-
-def prometheus_rule_file(manifests: Iterable[Manifest]) -> dict[str, Any]:
+def prometheus_rule_file(rendered: Render) -> dict[str, Any]:
     """All PrometheusRule groups as one Prometheus rule file (`groups:`)."""
-    groups = [g for rule in select(manifests, "PrometheusRule") for g in rule["spec"]["groups"]]
+    groups = validation.rule_groups(rendered)
     if not groups:
         raise ManifestError("no PrometheusRule in the rendered output")
     return {"groups": groups}
 
 
-def recording_rules(manifests: Iterable[Manifest]) -> dict[str, str]:
+def recording_rules(rendered: Render) -> dict[str, str]:
     """Recorded series name -> expression."""
     return {
         rule["record"]: rule["expr"]
-        for group in prometheus_rule_file(manifests)["groups"]
+        for group in prometheus_rule_file(rendered)["groups"]
         for rule in group["rules"]
         if "record" in rule
     }
@@ -90,11 +67,9 @@ class AdapterRule:
     metrics_query: str
 
 
-def adapter_rules(manifests: Iterable[Manifest]) -> list[AdapterRule]:
+def adapter_rules(rendered: Render) -> list[AdapterRule]:
     """The adapter configuration shipped by autoscaling-hpa, with each rule's API name."""
-    config_map = only(manifests, "ConfigMap", "triton-prometheus-adapter-rules")
-    config = yaml.safe_load(config_map["data"]["config.yaml"])
-    return [_adapter_rule(rule) for rule in config["rules"]]
+    return [_adapter_rule(rule) for rule in adapter_config(rendered)["rules"]]
 
 
 def _adapter_rule(rule: Mapping[str, Any]) -> AdapterRule:
@@ -130,15 +105,19 @@ def fill_adapter_query(rule: AdapterRule, namespace: str, pods: Sequence[str]) -
     )
 
 
-def adapter_values(manifests: Iterable[Manifest]) -> dict[str, Any]:
+def adapter_config(rendered: Render) -> dict[str, Any]:
+    """The adapter configuration that autoscaling-hpa ships in a ConfigMap."""
+    config_map = rendered.one("ConfigMap", ADAPTER_CONFIG_MAP)
+    return yaml.safe_load(config_map["data"]["config.yaml"])
+
+
+def adapter_values(rendered: Render) -> dict[str, Any]:
     """Helm values for the prometheus-community/prometheus-adapter chart: our rules as custom."""
-    config_map = only(manifests, "ConfigMap", "triton-prometheus-adapter-rules")
-    config = yaml.safe_load(config_map["data"]["config.yaml"])
-    return {"rules": {"custom": config["rules"]}}
+    return {"rules": {"custom": adapter_config(rendered)["rules"]}}
 
 
-def hpa_spec(manifests: Iterable[Manifest], **kwargs: Any) -> HPASpec:
-    return HPASpec.from_manifest(only(manifests, "HorizontalPodAutoscaler"), **kwargs)
+def hpa_spec(rendered: Render, **kwargs: Any) -> HPASpec:
+    return HPASpec.from_manifest(rendered.one("HorizontalPodAutoscaler"), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -179,10 +158,6 @@ def keda_hpa_spec(scaled_object: Manifest) -> HPASpec:
         ),
         behavior=None if behavior is None else Behavior.from_manifest(behavior),
     )
-
-
-def with_namespace(manifests: Iterable[Manifest], kind: str, name: str) -> str:
-    return only(manifests, kind, name)["metadata"].get("namespace", "default")
 
 
 def dump_yaml(data: Any) -> str:
