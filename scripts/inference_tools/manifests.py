@@ -133,9 +133,12 @@ def render_component_on_base(component: Path, work_dir: Path) -> Render:
     # kustomize refuses absolute paths to bases and components.
     base = os.path.relpath(BASE_DIR, overlay)
     comp = os.path.relpath(component, overlay)
+    # As the real overlays do: the base's namespace for what the component adds, too.
+    namespace = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())["namespace"]
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
+        f"namespace: {namespace}\n"
         f"resources:\n  - {base}\ncomponents:\n  - {comp}\n"
     )
     return render(overlay, f"component:{component.name}")

@@ -1,0 +1,101 @@
+"""Reading the Triton pod out of a render: its container, arguments as Triton will see them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from inference_tools.manifests import Render
+
+Resource = dict[str, Any]
+VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+UNRESOLVED = "<from Secret {name}/{key}>"
+
+
+def deployment(render: Render) -> Resource:
+    return render.one("Deployment", "triton")
+
+
+def pod_spec(render: Render) -> Resource:
+    return deployment(render)["spec"]["template"]["spec"]
+
+
+def container(render: Render) -> Resource:
+    containers = pod_spec(render)["containers"]
+    assert [c["name"] for c in containers] == ["triton"], "one container, named triton"
+    return containers[0]
+
+
+def env_values(render: Render) -> dict[str, str]:
+    """The container's environment as Kubernetes resolves it (Secrets stay placeholders)."""
+    values = {}
+    for var in container(render).get("env", []):
+        if "value" in var:
+            values[var["name"]] = var["value"]
+            continue
+        source = var["valueFrom"]
+        if "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            data = render.one("ConfigMap", ref["name"]).get("data", {})
+            if ref["key"] in data:
+                values[var["name"]] = data[ref["key"]]
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            values[var["name"]] = UNRESOLVED.format(**ref)
+    return values
+
+
+def triton_args(render: Render) -> list[str]:
+    """The container's args with $(VAR) substituted, as the kubelet does before starting it."""
+    env = env_values(render)
+    return [
+        VARIABLE.sub(lambda m: env.get(m.group(1), m.group(0)), arg)
+        for arg in container(render).get("args", [])
+    ]
+
+
+def flag_values(render: Render, flag: str) -> list[str]:
+    """Every value given to `--flag=VALUE`, in order (Triton keeps the last)."""
+    prefix = f"{flag}="
+    return [arg[len(prefix) :] for arg in triton_args(render) if arg.startswith(prefix)]
+
+
+def flag(render: Render, flag_name: str) -> str | None:
+    values = flag_values(render, flag_name)
+    return values[-1] if values else None
+
+
+def command_option(command: list[str], option: str) -> str:
+    """The value of `--option=VALUE` in an exec command such as the preStop hook."""
+    prefix = f"{option}="
+    values = [part[len(prefix) :] for part in command if part.startswith(prefix)]
+    assert len(values) == 1, f"{option} given {len(values)} times in {command}"
+    return values[0]
+
+
+def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a label set."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def quantity_bytes(quantity: str) -> int:
+    """Kubernetes memory quantities (Ki, Mi, Gi, k, M, G or plain bytes) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6}
+    units |= {"G": 10**9, "T": 10**12}
+    match = re.fullmatch(r"(\d+)([KMGT]i|[kMGT])?", str(quantity))
+    assert match, f"unexpected quantity {quantity!r}"
+    return int(match.group(1)) * units.get(match.group(2) or "", 1)
