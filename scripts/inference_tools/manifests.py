@@ -249,7 +249,7 @@ def run_checkov(renders: list[Render], work_dir: Path) -> list[CheckovFinding]:
             "kubernetes",
             "--output",
             "json",
-            "--quiet",
+            # Not --quiet: it drops the skipped checks, which are checked for reasons too.
             "--compact",
             "--skip-download",
         ],
