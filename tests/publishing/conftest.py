@@ -1,0 +1,41 @@
+"""A real Triton in explicit model-control mode reading a folder store, its repository API
+restricted behind an admin header as in the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inference_tools.local_server import LocalTritonServer
+from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
+
+ADMIN_KEY = "publish-tests-admin-key"
+
+
+def explicit_mode_args(admin_key: str = ADMIN_KEY) -> list[str]:
+    return [
+        "--model-control-mode=explicit",
+        f"--http-restricted-api=model-repository:{DEFAULT_ADMIN_HEADER}={admin_key}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def admin() -> AdminAccess:
+    return AdminAccess(DEFAULT_ADMIN_HEADER, ADMIN_KEY)
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("store")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store_server(store_dir: Path) -> Iterator[LocalTritonServer]:
+    server = LocalTritonServer(store_dir, extra_args=explicit_mode_args())
+    server.start(timeout_s=180)
+    try:
+        yield server
+    finally:
+        server.stop()
