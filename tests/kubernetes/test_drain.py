@@ -7,6 +7,8 @@ local tritonserver while requests are in flight, the sequence the pod replays at
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -108,6 +110,42 @@ def test_gives_up_at_the_deadline_when_work_never_stops(metrics_server) -> None:
     assert 0.8 <= time.monotonic() - started < 1.5
 
 
+def test_cpu_time_of_a_busy_server_keeps_it_from_counting_as_idle(metrics_server) -> None:
+    # The metrics stay still (one long batch executing), but the server's CPU time grows.
+    url, _ = metrics_server
+    cpu = iter([0.0, 0.2, 0.4, 0.6, 0.8, 1.0] + [1.0] * 1000)
+    result = drain.drain_server(
+        url,
+        propagation_s=0,
+        deadline_s=10,
+        quiet_s=0.2,
+        poll_interval_s=0.05,
+        cpu_seconds=lambda: next(cpu),
+    )
+    assert result.idle
+    assert next(cpu) == 1.0  # it read the CPU time on every poll
+    # Four polls saw the CPU time grow (busy), then a whole quiet interval had to pass.
+    assert result.waited_s >= 4 * 0.05 + 0.2 - 0.02
+
+
+def test_process_tree_cpu_seconds_counts_the_children() -> None:
+    # Like tritonserver and its Python-backend stubs: the work happens in a child process.
+    child_code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    parent_code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child_code!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", parent_code])
+    seen = 0.0
+    try:
+        deadline = time.monotonic() + 20
+        while parent.poll() is None and time.monotonic() < deadline:
+            seen = max(seen, drain.process_tree_cpu_seconds(parent.pid) or 0.0)
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert seen >= 0.3
+    assert drain.process_tree_cpu_seconds(parent.pid) is None
+
+
 def test_a_server_that_is_gone_counts_as_drained() -> None:
     result = drain.drain_server(
         "http://127.0.0.1:9/metrics", propagation_s=0, deadline_s=5, poll_interval_s=0.05
@@ -131,6 +169,8 @@ def test_drain_returns_only_after_in_flight_requests_to_the_real_server_finished
 ) -> None:
     import tritonclient.grpc as grpcclient
 
+    server_pid = triton_server.process.pid
+    assert drain.process_tree_cpu_seconds(server_pid) is not None
     client = grpcclient.InferenceServerClient(triton_server.grpc_url)
     texts = [f"request {i} arriving while the pod is asked to stop " * 8 for i in range(48)]
     try:
@@ -140,7 +180,11 @@ def test_drain_returns_only_after_in_flight_requests_to_the_real_server_finished
             time.sleep(0.05)
             in_flight_at_start = sum(not f.done() for f in futures)
             result = drain.drain_server(
-                triton_server.metrics_url, propagation_s=0, deadline_s=60, quiet_s=1.0
+                triton_server.metrics_url,
+                propagation_s=0,
+                deadline_s=60,
+                quiet_s=1.0,
+                cpu_seconds=lambda: drain.process_tree_cpu_seconds(server_pid),
             )
             finished_at_drain_end = sum(f.done() for f in futures)
             embeddings = [f.result(timeout=60) for f in futures]
