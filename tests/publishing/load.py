@@ -1,4 +1,4 @@
-"""A bounded load generator: a few client threads sending one request after another."""
+"""Clients for the publishing tests: one inference, and a bounded load generator."""
 
 from __future__ import annotations
 
@@ -68,3 +68,15 @@ class LoadGenerator:
         self._stop.set()
         for worker in self._workers:
             worker.join(timeout=90)
+
+
+def infer_once(url: str, model: str, input_name: str = "x", output: str = "y") -> tuple[str, float]:
+    """(version that answered, first output value) for an input of ones."""
+    client = httpclient.InferenceServerClient(url)
+    try:
+        tensor = httpclient.InferInput(input_name, [1, 3], "FP32")
+        tensor.set_data_from_numpy(np.ones((1, 3), np.float32))
+        result = client.infer(model, [tensor])
+        return str(result.get_response()["model_version"]), float(result.as_numpy(output)[0, 0])
+    finally:
+        client.close()

@@ -6,9 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
-import tritonclient.http as httpclient
 from inference_tools import cli
 from inference_tools.model_config import parse_model_config
 from inference_tools.publishing.endpoints import HttpEndpoint
@@ -21,7 +19,7 @@ from inference_tools.publishing.validation import ModelValidationError
 from inference_tools.publishing.versions import served_versions
 
 from tests.publishing.conftest import ADMIN_KEY
-from tests.publishing.load import LoadGenerator
+from tests.publishing.load import LoadGenerator, infer_once
 from tests.publishing.models import (
     ensemble_folder,
     python_folder,
@@ -30,17 +28,6 @@ from tests.publishing.models import (
 )
 
 pytestmark = pytest.mark.server
-
-
-def infer_once(url: str, model: str, input_name: str = "x", output: str = "y"):
-    client = httpclient.InferenceServerClient(url)
-    try:
-        tensor = httpclient.InferInput(input_name, [1, 3], "FP32")
-        tensor.set_data_from_numpy(np.ones((1, 3), np.float32))
-        result = client.infer(model, [tensor])
-        return str(result.get_response()["model_version"]), float(result.as_numpy(output)[0, 0])
-    finally:
-        client.close()
 
 
 def publish_folder(folder: Path, store_dir: Path, server, admin, **options):
