@@ -38,7 +38,7 @@ MIN_ONNX_COSINE = 0.99999
 
 
 def long_text() -> str:
-    """A text of about 900 tokens, so that truncation at 256 decides the embedding."""
+    """A text of 824 tokens, so that truncation at 256 decides the embedding."""
     topics = ["queue time", "batch size", "replica count", "latency budget", "GPU memory"]
     sentences = [
         f"Paragraph {index}: the autoscaler watched the {topics[index % len(topics)]} of the "
