@@ -8,6 +8,8 @@ on `pods/proxy` in the namespace and no network path to the pods themselves.
 
 from __future__ import annotations
 
+import json
+import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,7 +82,8 @@ class PodProxyEndpoint:
             method=method,
             resource_path=resource_path,
             header_params={"Content-Type": "application/json", **(headers or {})},
-            body=body,
+            # The client's REST layer JSON-encodes bodies itself: hand it the decoded object.
+            body=json.loads(body) if body else None,
             auth_settings=["BearerToken"],
         )
         try:
@@ -127,6 +130,7 @@ def kubernetes_apis(context: str | None = None) -> tuple[Any, Any]:
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config(context=context)
+        # Read KUBECONFIG now: the client's default was fixed when the module was imported.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
     api_client = client.ApiClient()
     return client.AppsV1Api(api_client), client.CoreV1Api(api_client)
