@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from inference_tools.model_artifacts import sha256_file
 from inference_tools.publishing.names import check_model_name, check_version, parse_version_folder
 from inference_tools.publishing.stores import (
     CONFIG_FILE,
-    HASH_BLOCK_BYTES,
     MANIFEST_FILE,
     FileRecord,
     ModelStore,
@@ -26,12 +26,12 @@ from inference_tools.publishing.stores import (
     VersionExistsError,
     manifest_bytes,
     progress_bar,
-    sha256_of,
 )
 
 # Triton's own spelling for an S3-compatible endpoint: s3://http://host:port/bucket/prefix
 TRITON_S3_URL = re.compile(r"s3://(?P<endpoint>https?://[^/]+)/(?P<bucket>[^/]+)/?(?P<prefix>.*)")
 PLAIN_S3_URL = re.compile(r"s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)")
+HASH_BLOCK_BYTES = 1 << 20
 MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024
 MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
 
@@ -178,7 +178,7 @@ class S3Store(ModelStore):
         records: dict[str, FileRecord] = {}
         with progress_bar(sum(p.stat().st_size for p in files.values()), name) as bar:
             for relative, source in files.items():
-                checksum = sha256_of(source)
+                checksum = sha256_file(source)
                 self.client.upload_file(
                     str(source),
                     self.location.bucket,

@@ -7,7 +7,6 @@ atomic step in both stores: a rename of a complete file, or one S3 PUT.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,13 +21,13 @@ from typing import Any
 from tqdm import tqdm
 
 from inference_tools.atomic_files import write_bytes_atomically
+from inference_tools.model_artifacts import sha256_file
 from inference_tools.publishing.names import check_model_name, check_version, parse_version_folder
 
 CONFIG_FILE = "config.pbtxt"
 # Written last into each published version folder: a folder without it is an incomplete upload.
 # It also keeps an ensemble's otherwise empty version folder in existence on S3.
 MANIFEST_FILE = ".publish-manifest.json"
-HASH_BLOCK_BYTES = 1 << 20
 
 
 class StoreError(RuntimeError):
@@ -37,14 +36,6 @@ class StoreError(RuntimeError):
 
 class VersionExistsError(StoreError):
     pass
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -173,7 +164,7 @@ class LocalFolderStore(ModelStore):
                     destination = staging / relative
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(source, destination)
-                    expected, copied = sha256_of(source), sha256_of(destination)
+                    expected, copied = sha256_file(source), sha256_file(destination)
                     if expected != copied:
                         raise StoreError(f"{destination}: checksum {copied} != {expected}")
                     records[relative] = FileRecord(destination.stat().st_size, copied)

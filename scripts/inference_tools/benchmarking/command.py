@@ -1,0 +1,128 @@
+"""`inference-tools perf`: benchmark the served pipeline against its baselines; write the report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from inference_tools.paths import MODEL_REPOSITORY, PROJECT_ROOT
+
+DEFAULT_OUT = PROJECT_ROOT / "perf" / "results" / "latest"
+
+HELP = """\
+Measure text_embedding with perf_analyzer (concurrency sweep, constant and Poisson request
+rates, server-side queue and compute per composing model) and, on the same machine in the same
+run, the in-process pipeline and a FastAPI microservice around it. Writes results.csv,
+breakdown.csv, report.md and two PNG plots into --out.
+
+Examples:
+  inference-tools perf run                              # starts a local server on free ports
+  inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
+  inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
+  inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
+"""
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "perf",
+        help="benchmark Triton against the in-process and microservice baselines",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="perf_command", metavar="ACTION", required=True)
+
+    run = commands.add_parser("run", help="measure, then write the report")
+    run.add_argument(
+        "--url",
+        help="Triton to measure (host:port of HTTP or gRPC); default: start a local server",
+    )
+    run.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    run.add_argument(
+        "--metrics-url",
+        help="Triton's metrics endpoint for --collect-metrics (host:port/metrics)",
+    )
+    run.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    run.add_argument(
+        "--duration-ms",
+        type=int,
+        default=4000,
+        help="perf_analyzer measurement window per trial, in ms (default: %(default)s)",
+    )
+    run.add_argument("--concurrency", type=_ints, default=(1, 2, 4, 8, 16, 32))
+    run.add_argument("--microservice-concurrency", type=_ints, default=(1, 2, 4, 8))
+    run.add_argument(
+        "--offered-fractions",
+        type=_floats,
+        default=(0.3, 0.6, 0.9),
+        help="fixed request rates, as fractions of the microservice's capacity",
+    )
+    run.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="measure Triton only (the default when --url is not on this machine)",
+    )
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a short run (about a minute) that exercises every part; its numbers mean little",
+    )
+    run.set_defaults(func=run_command)
+
+    report = commands.add_parser("report", help="write the report of an existing results folder")
+    report.add_argument("results", type=Path)
+    report.set_defaults(func=report_command)
+
+
+def _is_local(url: str | None) -> bool:
+    return url is None or url.split(":")[0] in ("127.0.0.1", "localhost", "[::1]")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from inference_tools.benchmarking.suite import SuiteOptions, run_suite, smoke
+
+    options = SuiteOptions(
+        out_dir=args.out.resolve(),
+        model_repository=args.model_repository.resolve(),
+        url=args.url,
+        protocol=args.protocol,
+        metrics_url=args.metrics_url,
+        concurrency=args.concurrency,
+        microservice_concurrency=args.microservice_concurrency,
+        offered_fractions=args.offered_fractions,
+        measurement_interval_ms=args.duration_ms,
+        baselines=not args.no_baselines and _is_local(args.url),
+        command=shlex.join(["inference-tools", *sys.argv[1:]]),
+    )
+    if args.smoke:
+        options = smoke(options)
+    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        from inference_tools.model_artifacts import build_model_artifacts
+
+        build_model_artifacts(args.model_repository)
+    report = run_suite(options)
+    print(f"report: {report.markdown}")
+    for ratio in report.ratios:
+        value = "not measured" if ratio.value is None else f"{ratio.value:.2f}x"
+        print(f"  {ratio.title}: {value} (target {ratio.target_text})")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from inference_tools.benchmarking.report import write_report
+
+    report = write_report(args.results)
+    print(f"report: {report.markdown}")
+    return 0

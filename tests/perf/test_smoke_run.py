@@ -1,0 +1,75 @@
+"""`inference-tools perf run --smoke` against the real local server: the report is produced and
+parses. Nothing here judges speed: the run is too short and the machine too busy for that."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+from inference_tools.benchmarking.command import DEFAULT_OUT
+from inference_tools.benchmarking.report import write_report
+from inference_tools.benchmarking.suite import SuiteOptions, run_suite, smoke
+from matplotlib import image
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def smoke_report(triton_server, model_repository: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("perf")
+    options = smoke(
+        SuiteOptions(
+            out_dir=out,
+            model_repository=model_repository,
+            url=triton_server.http_url,
+            metrics_url=triton_server.metrics_url.removeprefix("http://"),
+        )
+    )
+    return run_suite(options)
+
+
+def test_report_files_exist_and_parse(smoke_report) -> None:
+    text = smoke_report.markdown.read_text()
+    assert text.startswith("# Benchmark: text_embedding on Triton")
+    for plot in smoke_report.plots:
+        assert plot.name in text
+        pixels = image.imread(plot)
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    with smoke_report.results_csv.open() as stream:
+        rows = list(csv.DictReader(stream))
+    systems = {row["system"] for row in rows}
+    assert systems == {"triton", "microservice", "in-process"}
+    assert all(float(row["throughput_per_s"]) > 0 for row in rows)
+    assert all(float(row["p50_us"]) <= float(row["p99_us"]) for row in rows)
+
+
+def test_every_target_is_computed(smoke_report) -> None:
+    assert [r.key for r in smoke_report.ratios] == [
+        "latency_c1",
+        "throughput_saturation",
+        "microservice",
+    ]
+    for ratio in smoke_report.ratios:
+        assert ratio.value is not None and math.isfinite(ratio.value) and ratio.value >= 0
+        assert f"{ratio.value:.2f}x" in smoke_report.markdown.read_text()
+
+
+def test_server_side_breakdown_names_each_composing_model(smoke_report) -> None:
+    with smoke_report.breakdown_csv.open() as stream:
+        models = {row["model"] for row in csv.DictReader(stream)}
+    assert models == {"tokenizer", "minilm", "pooler"}
+
+
+def test_report_is_rebuilt_from_the_files_alone(smoke_report) -> None:
+    first = smoke_report.markdown.read_text()
+    smoke_report.markdown.unlink()
+    again = write_report(smoke_report.markdown.parent)
+    assert again.markdown.read_text() == first
+
+
+def test_scratch_output_is_ignored_by_git() -> None:
+    gitignore = (Path(__file__).parents[2] / ".gitignore").read_text().splitlines()
+    assert "perf/results/" in gitignore
+    assert DEFAULT_OUT.is_relative_to(Path(__file__).parents[2] / "perf" / "results")
