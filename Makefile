@@ -14,6 +14,15 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 LOG_VERBOSE ?= 0
 PYTEST_ARGS ?=
+# publish-model / rollback-model (docs/publishing.md); credentials never go here: the repository
+# API key comes from TRITON_ADMIN_KEY, S3 credentials from the standard AWS chain.
+MODEL ?=
+NAME ?=
+VERSION ?=
+STORE ?=
+TRITON_URL ?=
+KUBE_DEPLOYMENT ?=
+KUBE_NAMESPACE ?= inference
 
 BIN := $(VENV)/bin
 CLI := $(BIN)/inference-tools
@@ -68,6 +77,18 @@ system-deps: ## Install the Debian packages the tests use (needs root: libb64 fo
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C
 	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
+
+PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))
+
+.PHONY: publish-model
+publish-model: $(SETUP_STAMP) ## Validate MODEL, publish it to STORE and switch TRITON_URL / KUBE_DEPLOYMENT to it (NAME=, VERSION= optional)
+	@test -n "$(MODEL)" -a -n "$(STORE)" || { echo "usage: make publish-model MODEL=<folder|file.onnx> STORE=<folder|s3://bucket/prefix> [NAME=...] [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton]" >&2; exit 2; }
+	$(CLI) publish $(MODEL) --store $(STORE) $(if $(NAME),--name $(NAME)) $(if $(VERSION),--version $(VERSION)) $(PUBLISH_SERVERS)
+
+.PHONY: rollback-model
+rollback-model: $(SETUP_STAMP) ## Serve the previous version (or VERSION=) of NAME from STORE again on TRITON_URL / KUBE_DEPLOYMENT
+	@test -n "$(NAME)" -a -n "$(STORE)" || { echo "usage: make rollback-model NAME=<model> STORE=<folder|s3://bucket/prefix> [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton]" >&2; exit 2; }
+	$(CLI) rollback $(NAME) --store $(STORE) $(if $(VERSION),--to-version $(VERSION)) $(PUBLISH_SERVERS)
 
 $(CHECKOV_STAMP):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
