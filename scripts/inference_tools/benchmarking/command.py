@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
 
 DEFAULT_OUT = PROJECT_ROOT / "perf" / "results" / "latest"
+# The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
+PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
 HELP = """\
 Measure text_embedding with perf_analyzer (concurrency sweep, constant and Poisson request
@@ -23,6 +25,7 @@ Examples:
   inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
   inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
   inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
+  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
 """
 
 
@@ -81,6 +84,12 @@ def register(subparsers: Any) -> None:
     )
     run.set_defaults(func=run_command)
 
+    data = commands.add_parser(
+        "dataset", help="write the data set as perf_analyzer --input-data JSON (reproducible)"
+    )
+    data.add_argument("output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA)
+    data.set_defaults(func=dataset_command)
+
     report = commands.add_parser("report", help="write the report of an existing results folder")
     report.add_argument("results", type=Path)
     report.set_defaults(func=report_command)
@@ -125,4 +134,12 @@ def report_command(args: argparse.Namespace) -> int:
 
     report = write_report(args.results)
     print(f"report: {report.markdown}")
+    return 0
+
+
+def dataset_command(args: argparse.Namespace) -> int:
+    from inference_tools.benchmarking import dataset
+
+    path = dataset.write_json(dataset.triton_input_data(dataset.generate_texts()), args.output)
+    print(f"wrote {path}")
     return 0
