@@ -7,10 +7,12 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # before pyplot: no display here
 import matplotlib.pyplot as plt
+import numpy as np
 
 from inference_tools.autoscaling.loop import LoopResult
+from inference_tools.autoscaling.simulator import SimulationResult
 
 
 def _phase_marks(axes: Sequence[plt.Axes], result: LoopResult) -> None:
@@ -114,6 +116,61 @@ def plot_loop(result: LoopResult, path: Path, title: str) -> Path:
     )
 
     _phase_marks(axes, result)
+    fig.suptitle(title, fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_simulation(results: Sequence[SimulationResult], path: Path, title: str) -> Path:
+    """One trace, every signal: offered load, pods ready, p95 latency per 10 s (a simulation)."""
+    fig, (load, pods, latency) = plt.subplots(
+        3, 1, figsize=(9, 8), sharex=True, constrained_layout=True
+    )
+    colours = ["tab:green", "tab:olive", "tab:purple", "tab:red", "tab:blue"]
+    first = results[0]
+    load.plot(
+        [t for t, *_ in first.timeline], [rate for *_, rate in first.timeline], color="tab:gray"
+    )
+    load.set_ylabel("requests/s")
+    load.set_title("Offered load (simulated arrivals)", fontsize=10, loc="left")
+    for result, colour in zip(results, colours, strict=False):
+        times = [t for t, *_ in result.timeline]
+        pods.step(
+            times,
+            [ready for _, _, ready, _ in result.timeline],
+            where="post",
+            color=colour,
+            label=result.signal,
+        )
+        buckets: dict[int, list[float]] = {}
+        for done, value in zip(result.completion_times_s, result.latencies_s, strict=True):
+            buckets.setdefault(int(done // 10), []).append(value)
+        keys = sorted(buckets)
+        latency.plot(
+            [10 * k + 5 for k in keys],
+            [float(np.percentile(buckets[k], 95)) * 1000 for k in keys],
+            color=colour,
+            label=result.signal,
+        )
+    latency.axhline(
+        first.objective_s * 1000,
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label="latency objective (p95)",
+    )
+    latency.set_yscale("log")
+    latency.set_ylabel("p95 latency, ms")
+    latency.set_xlabel("seconds (simulated)")
+    latency.set_title("p95 latency of the requests finishing in each 10 s", fontsize=10, loc="left")
+    latency.legend(loc="upper right", fontsize=7)
+    pods.set_ylabel("pods ready")
+    pods.set_title(
+        "Ready pods per scaling signal (HPA algorithm, rendered behavior)", fontsize=10, loc="left"
+    )
+    pods.legend(loc="upper left", fontsize=7)
     fig.suptitle(title, fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
