@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from inference_tools.drain import drain_server
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.triton_runtime import prepare_runtime
 
@@ -196,11 +197,19 @@ class LocalTritonServer:
         except OSError:
             return None
 
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM, wait up to `timeout_s`, then SIGKILL. Returns the exit status."""
+    def stop(
+        self, timeout_s: float = 30.0, *, drain: bool = False, drain_deadline_s: float = 40.0
+    ) -> int | None:
+        """SIGTERM, wait up to `timeout_s`, then SIGKILL. Returns the exit status.
+
+        With `drain`, first wait (up to `drain_deadline_s`) until no request is in flight:
+        Triton 2.51 fails the ensemble requests it holds when it gets SIGTERM.
+        """
         process = self.process
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
+        if drain:
+            drain_server(self.metrics_url, propagation_s=0.0, deadline_s=drain_deadline_s)
         process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout=timeout_s)

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 return 1
     except KeyboardInterrupt:
         pass
-    print("stopping Triton...", flush=True)
-    status = server.stop()
+    print("stopping Triton (finishing requests in flight first)...", flush=True)
+    status = server.stop(drain=True)
     print(f"Triton stopped (exit status {status}).")
     return 0

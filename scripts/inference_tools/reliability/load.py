@@ -29,6 +29,7 @@ MODEL = "text_embedding"
 EMBEDDING_SIZE = 384
 OK = "ok"
 HTTP_TIMEOUT_S = 60.0
+PROTOCOL_NAMES = {"http": "HTTP", "grpc": "gRPC"}
 
 
 @dataclass(frozen=True)

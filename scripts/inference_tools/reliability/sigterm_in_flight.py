@@ -1,0 +1,102 @@
+"""Stop a single server while requests are inside it: drained first, nothing accepted is lost.
+
+A burst of requests is sent over HTTP and gRPC; once they are inside the server, it is stopped
+the way the container and `inference-tools serve` stop it (drain, then SIGTERM with the
+manifest's --exit-timeout-secs). Every request sent before the stop must succeed, and the
+process must exit within the timeout.
+
+With `drain=False` a burst meets a bare SIGTERM: the control that shows what the drain
+prevents. Run it over gRPC only: on SIGTERM, Triton 2.51 first waits for its open HTTP
+connections to close (up to --exit-timeout-secs) and keeps executing meanwhile, so an HTTP request
+in flight shelters every other request; with none open, the models stop at once and the ensemble
+requests inside fail.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from inference_tools.local_server import LocalTritonServer
+from inference_tools.reliability.load import PROTOCOL_NAMES, LoadRecord, embedder
+from inference_tools.reliability.manifest import PodLifecycle
+from inference_tools.reliability.report import ScenarioResult
+
+IN_FLIGHT_WAIT_S = 0.2
+
+
+def run(
+    model_repository: Path,
+    lifecycle: PodLifecycle,
+    *,
+    requests_per_protocol: int = 24,
+    texts_per_request: int = 2,
+    drain: bool = True,
+    protocols: tuple[str, ...] = ("http", "grpc"),
+    work_dir: Path | None = None,
+) -> ScenarioResult:
+    server = LocalTritonServer(
+        model_repository,
+        work_dir=work_dir,
+        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
+    )
+    server.start()
+    addresses = {"http": server.http_url, "grpc": server.grpc_url}
+    targets = [(protocol, addresses[protocol]) for protocol in protocols]
+    senders = [
+        embedder(protocol, address, texts_per_request)
+        for protocol, address in targets
+        for _ in range(requests_per_protocol)
+    ]
+    record = LoadRecord()
+
+    def send(index: int) -> None:
+        sent_at = time.monotonic()
+        try:
+            status, message = senders[index](index)
+        finally:
+            # One request per client: an idle keep-alive connection would hold Triton in its
+            # wait for HTTP connections after SIGTERM (up to --exit-timeout-secs).
+            senders[index].close()
+        record.add(sent_at, status, message)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(senders)) as pool:
+            futures = [pool.submit(send, i) for i in range(len(senders))]
+            time.sleep(IN_FLIGHT_WAIT_S)
+            in_flight = sum(not f.done() for f in futures)
+            stop_at = time.monotonic()
+            exit_status = server.stop(
+                timeout_s=lifecycle.termination_grace_s,
+                drain=drain,
+                drain_deadline_s=lifecycle.drain_deadline_s,
+            )
+            stopped_s = time.monotonic() - stop_at
+            for future in futures:
+                future.result()
+    finally:
+        server.stop(timeout_s=0)
+
+    failed = len(record.failures())
+    exited_in_time = stopped_s < lifecycle.drain_deadline_s + lifecycle.exit_timeout_s
+    passed = (failed == 0 and exited_in_time and in_flight > 0) if drain else failed > 0
+    return ScenarioResult(
+        scenario="stop with requests in flight" + ("" if drain else " without drain (control)"),
+        load=f"{len(senders)} requests of {texts_per_request} texts at once over "
+        + " and ".join(PROTOCOL_NAMES[p] for p in protocols),
+        faults=("drain, then SIGTERM" if drain else "SIGTERM")
+        + f" with {in_flight} requests in flight",
+        requests_sent=record.sent,
+        requests_failed=failed,
+        recovery_s=None,
+        passed=passed,
+        notes=f"server exited {stopped_s:.1f} s after the stop began (status {exit_status})",
+        details={
+            "in_flight_at_stop": in_flight,
+            "stopped_s": stopped_s,
+            "exit_status": exit_status,
+            "by_status": dict(record.by_status()),
+            "failures": record.failure_summary(),
+        },
+    )
