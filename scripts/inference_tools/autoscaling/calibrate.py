@@ -1,0 +1,269 @@
+"""Calibrated targets: the signal values at which p95 latency crosses the latency objective.
+
+perf_analyzer sweeps the load on one server (the local Triton, or one pod of a deployment);
+at each level the autoscaling signals are computed by Prometheus with the rendered recording
+rules' own expressions, their windows stretched to the level's duration so that each value
+covers exactly that level. Where p95 latency crosses the objective between two levels, each
+signal is interpolated to the crossing; the targets are a fraction of that (headroom: the HPA
+should act before the objective is lost, not at it) and are written as a kustomize component
+with the measurements in a comment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_api_client import PrometheusConnect
+
+from inference_tools.autoscaling import manifests
+from inference_tools.autoscaling.quantity import format_quantity
+from inference_tools.benchmarking.perf_analyzer import (
+    LoadLevel,
+    Measurement,
+    PerfAnalyzerError,
+    PerfAnalyzerSettings,
+    run_level,
+)
+from inference_tools.manifests import Render
+
+LOG = logging.getLogger(__name__)
+QUEUE_RULE = "namespace_service_pod:triton_queue_time_per_request_us:rate1m"
+PENDING_RULE = "namespace_service_pod:triton_pending_requests:avg_over_time30s"
+# What perf_analyzer prints when Triton's queue policy refuses requests.
+OVERLOAD_SIGNS = ("Request timeout expired", "Exceeds maximum queue size", "UNAVAILABLE")
+_RANGE = re.compile(r"\[\d+[smh]\]")
+
+
+class CalibrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    level: LoadLevel
+    seconds: float
+    throughput_per_s: float
+    p95_latency_ms: float
+    queue_time_per_request_us: float
+    pending_requests: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    objective_ms: float
+    headroom: float
+    queue_time_at_objective_us: float
+    pending_at_objective: float
+    between: tuple[LevelResult, LevelResult]
+
+    @property
+    def queue_target_us(self) -> float:
+        return self.queue_time_at_objective_us * self.headroom
+
+    @property
+    def pending_target(self) -> float:
+        return self.pending_at_objective * self.headroom
+
+
+def over_window(expression: str, seconds: float) -> str:
+    """A rule expression with every range selector set to `seconds`."""
+    return _RANGE.sub(f"[{max(2, round(seconds))}s]", expression)
+
+
+def signal_expressions(rendered: Render) -> dict[str, str]:
+    recorded = manifests.recording_rules(rendered)
+    missing = {QUEUE_RULE, PENDING_RULE} - set(recorded)
+    if missing:
+        raise CalibrationError(f"the rendered PrometheusRule lacks {sorted(missing)}")
+    return {"queue": recorded[QUEUE_RULE], "pending": recorded[PENDING_RULE]}
+
+
+def evaluate_for_pod(
+    prometheus: PrometheusConnect, expression: str, pod: str, namespace: str | None = None
+) -> float:
+    for sample in prometheus.custom_query(expression):
+        labels = sample["metric"]
+        if labels.get("pod") == pod and (namespace is None or labels.get("namespace") == namespace):
+            return float(sample["value"][1])
+    raise CalibrationError(f"no value for pod {pod} from: {expression}")
+
+
+def sweep(
+    settings: PerfAnalyzerSettings,
+    levels: Sequence[LoadLevel],
+    prometheus: PrometheusConnect,
+    expressions: Mapping[str, str],
+    pod: str,
+    out_dir: Path,
+    namespace: str | None = None,
+    settle_s: float = 2.0,
+    on_level: Callable[[LevelResult], None] | None = None,
+) -> list[LevelResult]:
+    """One perf_analyzer run per level; the signals over exactly that run."""
+    results = []
+    for level in levels:
+        started = time.monotonic()
+        try:
+            measurement: Measurement = run_level(
+                settings, level, out_dir, f"calibrate-{level.slug}"
+            )
+        except PerfAnalyzerError as error:
+            if any(sign in str(error) for sign in OVERLOAD_SIGNS):
+                # Requests refused by the queue policy (or timed out) end perf_analyzer's run:
+                # the server is past what it can serve; heavier levels would only fail too.
+                LOG.warning("stopping the sweep at %s: requests refused", level.label)
+                break
+            # An unstable level (a noisy machine) says nothing about capacity: skip it.
+            LOG.warning("skipping %s: %s", level.label, str(error).splitlines()[0])
+            continue
+        # Let the last scrape of the level land before reading it.
+        time.sleep(settle_s)
+        seconds = time.monotonic() - started
+        result = LevelResult(
+            level=level,
+            seconds=round(seconds, 1),
+            throughput_per_s=measurement.throughput_per_s,
+            p95_latency_ms=measurement.latency_us[95] / 1000,
+            queue_time_per_request_us=evaluate_for_pod(
+                prometheus, over_window(expressions["queue"], seconds), pod, namespace
+            ),
+            pending_requests=evaluate_for_pod(
+                prometheus, over_window(expressions["pending"], seconds), pod, namespace
+            ),
+        )
+        results.append(result)
+        if on_level is not None:
+            on_level(result)
+    return results
+
+
+def crossing(results: Sequence[LevelResult], objective_ms: float, headroom: float) -> Calibration:
+    """Interpolate both signals to where p95 latency reaches the objective."""
+    ordered = sorted(results, key=lambda r: r.level.value)
+    if not ordered:
+        raise CalibrationError("no load levels measured")
+    if ordered[0].p95_latency_ms > objective_ms:
+        raise CalibrationError(
+            f"p95 latency is {ordered[0].p95_latency_ms:.1f} ms at the lightest level already, "
+            f"above the {objective_ms:g} ms objective: no queue-based target can meet it"
+        )
+    for below, above in itertools.pairwise(ordered):
+        if below.p95_latency_ms <= objective_ms < above.p95_latency_ms:
+            share = (objective_ms - below.p95_latency_ms) / (
+                above.p95_latency_ms - below.p95_latency_ms
+            )
+
+            def at(value: Callable[[LevelResult], float], b=below, a=above, s=share) -> float:
+                return value(b) + s * (value(a) - value(b))
+
+            return Calibration(
+                objective_ms=objective_ms,
+                headroom=headroom,
+                queue_time_at_objective_us=at(lambda r: r.queue_time_per_request_us),
+                pending_at_objective=at(lambda r: r.pending_requests),
+                between=(below, above),
+            )
+    raise CalibrationError(
+        f"p95 latency stayed within {objective_ms:g} ms up to the heaviest level measured "
+        f"({ordered[-1].level.label}, {ordered[-1].p95_latency_ms:.1f} ms): add heavier levels, "
+        "or finer ones if the next level failed"
+    )
+
+
+def _targets_comment(calibration: Calibration, results: Sequence[LevelResult], source: str) -> str:
+    lines = [
+        "# Generated by `inference-tools calibrate` (make calibrate); do not edit by hand.",
+        f"# Measured on: {source}",
+        f"# Latency objective: p95 <= {calibration.objective_ms:g} ms. Targets = value at the",
+        f"# crossing x {calibration.headroom:g} (headroom, so the HPA acts before the objective",
+        "# is lost).",
+        "#",
+        "# load level        | seconds | served/s | p95 ms  | queue us/request | pending",
+    ]
+    for r in sorted(results, key=lambda r: r.level.value):
+        lines.append(
+            f"# {r.level.label:17} | {r.seconds:7.1f} | {r.throughput_per_s:8.1f} | "
+            f"{r.p95_latency_ms:7.1f} | {r.queue_time_per_request_us:16.0f} | "
+            f"{r.pending_requests:7.2f}"
+        )
+    below, above = calibration.between
+    lines += [
+        "#",
+        f"# p95 crosses {calibration.objective_ms:g} ms between {below.level.label} and "
+        f"{above.level.label}:",
+        f"#   queue time per request there: {calibration.queue_time_at_objective_us:.0f} us "
+        f"-> target {calibration.queue_target_us:.0f} us",
+        f"#   pending requests there: {calibration.pending_at_objective:.2f} "
+        f"-> target {calibration.pending_target:.2f}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def component_files(
+    calibration: Calibration, results: Sequence[LevelResult], source: str
+) -> dict[str, str]:
+    """kustomization.yaml of a Component patching the HPA's and the ScaledObject's targets."""
+    queue = format_quantity(round(calibration.queue_target_us))
+    pending = format_quantity(round(calibration.pending_target, 3))
+    comment = _targets_comment(calibration, results, source)
+    patches: list[dict[str, Any]] = [
+        {
+            "target": {"group": "autoscaling", "kind": "HorizontalPodAutoscaler", "name": "triton"},
+            "patch": manifests.dump_yaml(
+                [
+                    {
+                        "op": "replace",
+                        "path": "/spec/metrics/0/pods/target/averageValue",
+                        "value": queue,
+                    },
+                    {
+                        "op": "replace",
+                        "path": "/spec/metrics/1/pods/target/averageValue",
+                        "value": pending,
+                    },
+                ]
+            ),
+        },
+        {
+            "target": {"group": "keda.sh", "kind": "ScaledObject", "name": "triton"},
+            "patch": manifests.dump_yaml(
+                [
+                    {
+                        "op": "replace",
+                        "path": "/spec/triggers/0/metadata/threshold",
+                        "value": str(round(calibration.queue_target_us)),
+                    },
+                    {
+                        "op": "replace",
+                        "path": "/spec/triggers/1/metadata/threshold",
+                        "value": f"{calibration.pending_target:.3f}".rstrip("0").rstrip("."),
+                    },
+                ]
+            ),
+        },
+    ]
+    body = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "patches": patches,
+    }
+    note = (
+        "# NOTE: JSON6902 by index: metric 0 / trigger 0 is the queue time per request, 1 the\n"
+        "# pending requests, as in components/autoscaling-hpa and autoscaling-keda. A patch\n"
+        "# whose target is absent (HPA or ScaledObject) changes nothing.\n"
+    )
+    return {"kustomization.yaml": comment + note + manifests.dump_yaml(body)}
+
+
+def write_component(files: Mapping[str, str], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
