@@ -29,6 +29,10 @@ PERF_URL ?=
 PERF_PROTOCOL ?= http
 PERF_DURATION_MS ?= 4000
 PERF_OUT ?= perf/results/latest
+# make calibrate (docs/autoscaling.md): the p95 latency objective; CALIBRATE_ARGS for remote
+# servers (--grpc-url/--metrics-url, or --prometheus-url/--pod) and other levels.
+OBJECTIVE_MS ?= 300
+CALIBRATE_ARGS ?=
 
 BIN := $(VENV)/bin
 CLI := $(BIN)/inference-tools
@@ -87,6 +91,18 @@ serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000
 .PHONY: perf
 perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
 	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL))
+
+.PHONY: autoscale-demo
+autoscale-demo: setup ## Run the autoscaling loop locally (Triton, Prometheus, perf_analyzer, HPA algorithm); CSV and plot in perf/results/autoscaling
+	$(CLI) autoscale-demo
+
+.PHONY: calibrate
+calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KEDA targets (components/autoscaling-calibrated)
+	$(CLI) calibrate --objective-ms $(OBJECTIVE_MS) $(CALIBRATE_ARGS)
+
+.PHONY: simulate
+simulate: setup ## Capacity SIMULATION of the autoscaled fleet on step/spike/diurnal traces; table and plots in perf/results/simulation
+	$(CLI) simulate --objective-ms $(OBJECTIVE_MS)
 
 PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))
 
