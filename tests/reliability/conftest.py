@@ -1,0 +1,25 @@
+"""Fixtures of the fault tests: the pod lifecycle the manifests describe, a scratch work dir."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from inference_tools.reliability.manifest import PodLifecycle, pod_lifecycle
+from inference_tools.reliability.nginx import NginxMissing, nginx_binary
+
+
+@pytest.fixture(scope="session")
+def lifecycle() -> PodLifecycle:
+    """Shutdown and probe timings read from `kubectl kustomize kustomize/overlays/cpu`."""
+    return pod_lifecycle()
+
+
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    try:
+        return nginx_binary()
+    except NginxMissing as error:
+        if shutil.which("apt-get"):
+            pytest.fail(f"{error} (CI installs it with `make system-deps`)")
+        raise

@@ -1,0 +1,30 @@
+"""A killed Python-backend stub: Triton's health endpoints miss it, the canary probe does not."""
+
+from __future__ import annotations
+
+import pytest
+from inference_tools.reliability import backend_crash
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def test_canary_probes_take_the_replica_out_and_restart_it(model_repository, lifecycle, nginx):
+    result = backend_crash.run(model_repository, lifecycle, canary=True)
+    details = result.details
+    # Triton itself keeps saying ready: the failure is only visible to a real request.
+    assert all(answer == "ready" for answer in details["triton_ready_answers"]), details
+    assert result.requests_failed > 0
+    # Out of the endpoints within the readiness probe's detection time (plus one tick).
+    assert details["removed_after_s"] <= lifecycle.readiness.detection_s + 1.0, details
+    # After that, nothing fails beyond the requests already inside the broken replica.
+    assert details["failures_after_removal"] == 0, details["failures"]
+    assert details["restarted_after_s"] is not None, details
+    assert result.passed
+
+
+def test_triton_health_endpoints_as_probes_never_notice(model_repository, lifecycle, nginx):
+    observe_s = lifecycle.readiness.detection_s + 5.0
+    result = backend_crash.run(model_repository, lifecycle, canary=False, observe_s=observe_s)
+    assert result.details["removed_after_s"] is None
+    assert result.details["failures_after_removal"] > 0
+    assert result.passed
