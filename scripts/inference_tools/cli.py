@@ -12,11 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from inference_tools import build_models_command, drain, manifests, serve_command
-from inference_tools.autoscaling import calibrate_command, demo_command, simulate_command
+from inference_tools.autoscaling import (
+    adapter_values_command,
+    calibrate_command,
+    demo_command,
+    simulate_command,
+)
 from inference_tools.benchmarking import command as perf_command
 from inference_tools.publishing import command as publishing_command
 
 COMMAND_MODULES = [
+    adapter_values_command,
     build_models_command,
     calibrate_command,
     demo_command,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 from inference_tools.autoscaling import manifests
 from inference_tools.manifests import Render
 from inference_tools.paths import KUSTOMIZE_DIR
@@ -61,3 +62,26 @@ def test_keda_and_hpa_components_carry_the_same_policy() -> None:
     assert (keda.min_replicas, keda.max_replicas) == (hpa.min_replicas, hpa.max_replicas)
     assert keda.behavior == hpa.behavior
     assert [m.target for m in keda.metrics] == [m.target for m in hpa.metrics]
+
+
+def test_adapter_query_is_filled_as_the_adapter_fills_it() -> None:
+    rules = {r.metric_name: r for r in manifests.adapter_rules(component_manifests("hpa"))}
+    queue = rules["triton_queue_time_per_request_us"]
+    one = manifests.fill_adapter_query(queue, "inference", ["triton-a"])
+    several = manifests.fill_adapter_query(queue, "inference", ["triton-a", "triton-b"])
+    assert one == (
+        "max by (pod) (namespace_service_pod:triton_queue_time_per_request_us:rate1m"
+        '{namespace="inference",pod="triton-a"})'
+    )
+    assert 'pod=~"triton-a|triton-b"' in several
+
+
+def test_helm_values_carry_the_rendered_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    from inference_tools.cli import main
+
+    overlay = KUSTOMIZE_DIR / "overlays" / "gpu-hpa"
+    assert main(["adapter-values", str(overlay)]) == 0
+    values = yaml.safe_load(capsys.readouterr().out)
+    assert values == {
+        "rules": {"custom": manifests.adapter_config(manifests.render(overlay))["rules"]}
+    }

@@ -160,5 +160,17 @@ def keda_hpa_spec(scaled_object: Manifest) -> HPASpec:
     )
 
 
+class _BlockStrings(yaml.SafeDumper):
+    """Multi-line strings (embedded patches, rule expressions) as readable `|` blocks."""
+
+
+_BlockStrings.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None
+    ),
+)
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, width=100)
+    return yaml.dump(data, Dumper=_BlockStrings, sort_keys=False, width=100)
