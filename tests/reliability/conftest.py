@@ -8,6 +8,9 @@ import pytest
 from inference_tools.reliability.manifest import PodLifecycle, pod_lifecycle
 from inference_tools.reliability.nginx import NginxMissing, nginx_binary
 
+# The server tests' client factory, for tests here that use the session's server too.
+from tests.server.conftest import connect  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def lifecycle() -> PodLifecycle:
