@@ -1,0 +1,57 @@
+"""The request limits are configured in the model repository and enforced at their boundary.
+
+- longest text: the tokenizer's `max_text_bytes` parameter (UTF-8 bytes per text);
+- largest request: `max_batch_size` texts (the ensemble's and every composing model's).
+"""
+
+from __future__ import annotations
+
+import pytest
+from inference_tools.model_config import read_model_config
+from tritonclient.utils import InferenceServerException
+
+from tests.server.helpers import PROTOCOLS, embed
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def limits(model_repository) -> dict[str, int]:
+    tokenizer = read_model_config(model_repository / "tokenizer" / "config.pbtxt")
+    batch_sizes = {
+        read_model_config(path).max_batch_size for path in model_repository.glob("*/config.pbtxt")
+    }
+    assert len(batch_sizes) == 1, f"the models disagree on max_batch_size: {batch_sizes}"
+    return {
+        "max_text_bytes": int(tokenizer.parameters["max_text_bytes"].string_value),
+        "max_batch_size": batch_sizes.pop(),
+    }
+
+
+def text_of(size: int) -> bytes:
+    # Multi-byte characters: the limit counts UTF-8 bytes, not characters.
+    unit = "é word ".encode()
+    return (unit * (size // len(unit) + 1))[:size].rstrip(b"\xc3").ljust(size, b"x")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_longest_text_is_accepted_one_byte_more_is_refused(connect, limits, protocol):
+    limit = limits["max_text_bytes"]
+    client = connect(protocol)
+    (vector,) = embed(client, protocol, [text_of(limit)])
+    assert vector.shape == (384,)
+    with pytest.raises(InferenceServerException) as refused:
+        embed(client, protocol, [text_of(limit + 1)])
+    assert f"{limit + 1} bytes; the limit is {limit} bytes" in refused.value.message()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_largest_request_is_accepted_one_text_more_is_refused(connect, limits, protocol):
+    batch, limit = limits["max_batch_size"], limits["max_text_bytes"]
+    client = connect(protocol)
+    # The largest request there is: a full batch of texts of the longest length.
+    vectors = embed(client, protocol, [text_of(limit)] * batch)
+    assert vectors.shape == (batch, 384)
+    with pytest.raises(InferenceServerException) as refused:
+        embed(client, protocol, ["short"] * (batch + 1))
+    assert f"batch-size must be <= {batch}" in refused.value.message()
