@@ -161,7 +161,11 @@ def keda_hpa_spec(scaled_object: Manifest) -> HPASpec:
 
 
 class _BlockStrings(yaml.SafeDumper):
-    """Multi-line strings (embedded patches, rule expressions) as readable `|` blocks."""
+    """Kubernetes-style YAML: lists indented under their key, multi-line strings (embedded
+    patches, rule expressions) as readable `|` blocks."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 _BlockStrings.add_representer(
