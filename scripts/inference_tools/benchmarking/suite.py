@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +118,7 @@ class Suite:
         self.raw = options.out_dir / RAW
         self.inprocess_rows: list[InProcessRow] = []
         self.errors: list[str] = []
+        self.measurements: list[tuple[str, Measurement]] = []
         self.texts = dataset.generate_texts(options.dataset_size)
         self.plain_texts = [t.text for t in self.texts]
         self.pipeline: EmbeddingPipeline | None = None
@@ -146,7 +148,9 @@ class Suite:
         name = f"{system}-{level.slug}"
         with self.progress.step(f"{system} {level.label}"):
             try:
-                return run_level(settings, level, self.raw, name)
+                measurement = run_level(settings, level, self.raw, name)
+                self.measurements.append((system, measurement))
+                return measurement
             except PerfAnalyzerError as error:
                 LOG.info("%s", error)
             # Once more, with windows twice as long and the stability check relaxed; the
@@ -162,6 +166,7 @@ class Suite:
                 LOG.warning("%s", error)
                 self.errors.append(f"{system} at {level.label}: no measurement, see raw/{name}.log")
                 return None
+            self.measurements.append((system, measurement))
             self.errors.append(
                 f"{system} at {level.label}: unstable at {settings.stability_percentage:g}%, "
                 "measured again with twice the window and the stability check relaxed"
@@ -187,22 +192,25 @@ class Suite:
     # -- the run --------------------------------------------------------------------------
 
     def total_steps(self) -> int:
-        """An estimate: the in-process batch sizes are known only after Triton's sweep."""
         o = self.options
         steps = len(o.concurrency)
-        offered = len(o.offered_fractions) * len(o.distributions)
         if o.baselines:
-            steps += 2 + len(batch_sizes({})) - 1 + len(o.microservice_concurrency) + offered * 3
+            offered = len(o.offered_fractions) * len(o.distributions)
+            ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
+            batches = len([b for b in inprocess_batch_sizes(len(o.concurrency)) if b > 1])
+            steps += 2 + ms_levels + batches + offered * 3
         return steps
 
     def run(self) -> Report:
         o = self.options
+        # A report is built from every file in raw/: files of an earlier run must not join in.
+        shutil.rmtree(self.raw, ignore_errors=True)
         o.out_dir.mkdir(parents=True, exist_ok=True)
         dataset.write_json(dataset.triton_input_data(self.texts), self.raw / "input_data.json")
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
         )
-        with self._triton() as (url, metrics_url):
+        with self._triton() as (url, metrics_url), self._microservice() as ms_settings:
             info = self._run_info(url)
             if metrics_url and not o.metrics_url:
                 self.options = o = replace(o, metrics_url=metrics_url)
@@ -210,10 +218,16 @@ class Suite:
                 self.pipeline = EmbeddingPipeline(o.model_repository)
             self.progress = Progress(self.total_steps())
             try:
-                formed = self._triton_and_floor(url)
-                info["server_batch_sizes"] = {str(k): v for k, v in sorted(formed.items())}
-                if o.baselines:
-                    self._microservice_and_offered(url)
+                before = _server_batch_counts(url, o.protocol)
+                self._closed_loops(url, ms_settings)
+                after = _server_batch_counts(url, o.protocol)
+                info["server_batch_sizes"] = {
+                    str(size): count - before.get(size, 0)
+                    for size, count in sorted(after.items())
+                    if count > before.get(size, 0)
+                }
+                if ms_settings is not None:
+                    self._offered_loads(url, ms_settings)
             finally:
                 self.progress.close()
         if self.inprocess_rows:
@@ -223,30 +237,52 @@ class Suite:
         write_run_info(o.out_dir, info)
         return write_report(o.out_dir)
 
-    def _triton_and_floor(self, url: str) -> dict[int, int]:
+    def _closed_loops(self, url: str, ms_settings: PerfAnalyzerSettings | None) -> None:
+        """Level by level, each system right after the other: Triton at concurrency c, the
+        microservice at c, the in-process pipeline at the level's batch size (1, 2, 4, ...),
+        so that whatever else the machine does at that moment weighs on all three."""
         o = self.options
         settings = self._settings(url)
-        before = _server_batch_counts(url, o.protocol)
-        for concurrency in o.concurrency:
+        sizes = inprocess_batch_sizes(len(o.concurrency)) if o.baselines else []
+        for index, concurrency in enumerate(o.concurrency):
+            level = LoadLevel("concurrency", concurrency)
             if concurrency == 1 and o.baselines:
                 self._inprocess("batch1-before", self._closed(1))
-            self._measure(settings, TRITON, LoadLevel("concurrency", concurrency))
+            self._measure(settings, TRITON, level)
             if concurrency == 1 and o.baselines:
                 self._inprocess("batch1-after", self._closed(1))
-        after = _server_batch_counts(url, o.protocol)
-        formed = {s: n - before.get(s, 0) for s, n in after.items() if n > before.get(s, 0)}
-        if o.baselines:
-            sizes = batch_sizes(formed)[1:]
-            assert self.progress is not None
-            self.progress.bar.total += len(sizes) - (len(batch_sizes({})) - 1)
-            for size in sizes:
-                self._inprocess("batch", self._closed(size))
-        return formed
+            if ms_settings is not None and concurrency in o.microservice_concurrency:
+                self._measure(ms_settings, MICROSERVICE, level)
+            if index < len(sizes) and sizes[index] > 1:
+                self._inprocess("batch", self._closed(sizes[index]))
 
-    def _microservice_and_offered(self, triton_url: str) -> None:
+    def _offered_loads(self, triton_url: str, ms_settings: PerfAnalyzerSettings) -> None:
+        """Fixed request rates that every system can carry (fractions of the microservice's
+        capacity), the three systems back to back at each."""
         o = self.options
+        capacity = saturation(self.measured(MICROSERVICE))
+        if capacity is None:
+            self.errors.append("the microservice sweep failed: no fixed offered loads")
+            return
+        for fraction in o.offered_fractions:
+            rate = max(1.0, round(capacity.throughput_per_s * fraction))
+            for distribution in o.distributions:
+                level = LoadLevel("request_rate", rate, distribution)
+                self._measure(self._settings(triton_url), TRITON, level)
+                self._measure(ms_settings, MICROSERVICE, level)
+                self._inprocess(f"offered-{distribution}", self._open(rate, distribution))
+
+    def measured(self, system: str) -> list[Measurement]:
+        return [m for s, m in self.measurements if s == system]
+
+    @contextlib.contextmanager
+    def _microservice(self) -> Iterator[PerfAnalyzerSettings | None]:
+        o = self.options
+        if not o.baselines:
+            yield None
+            return
         with MicroserviceProcess(o.model_repository, self.raw / "microservice.log") as service:
-            ms_settings = self._settings(
+            yield self._settings(
                 service.url,
                 protocol="http",
                 service_kind="openai",
@@ -257,22 +293,6 @@ class Suite:
                 # The OpenAI client of perf_analyzer 2.51 only runs asynchronously.
                 extra_args=("--async",),
             )
-            sweep = [
-                m
-                for c in o.microservice_concurrency
-                if (m := self._measure(ms_settings, MICROSERVICE, LoadLevel("concurrency", c)))
-            ]
-            capacity = saturation(sweep)
-            if capacity is None:
-                self.errors.append("the microservice sweep failed: no fixed offered loads")
-                return
-            for fraction in o.offered_fractions:
-                rate = max(1.0, round(capacity.throughput_per_s * fraction))
-                for distribution in o.distributions:
-                    level = LoadLevel("request_rate", rate, distribution)
-                    self._measure(self._settings(triton_url), TRITON, level)
-                    self._measure(ms_settings, MICROSERVICE, level)
-                    self._inprocess(f"offered-{distribution}", self._open(rate, distribution))
 
     @contextlib.contextmanager
     def _triton(self) -> Iterator[tuple[str, str | None]]:
@@ -308,18 +328,10 @@ class Suite:
         }
 
 
-def batch_sizes(formed: dict[int, int], cap: int = 64) -> list[int]:
-    """Batch 1, powers of two up to the largest batch the server formed (8 when unknown),
-    and the server's most frequent batch size."""
-    largest = min(cap, max(formed, default=8))
-    sizes = {1}
-    size = 2
-    while size <= largest:
-        sizes.add(size)
-        size *= 2
-    if formed:
-        sizes.add(max(formed, key=lambda s: formed[s]))
-    return sorted(sizes)
+def inprocess_batch_sizes(levels: int, cap: int = 64) -> list[int]:
+    """1, 2, 4, ... one per concurrency level: the in-process batch that level is paired with.
+    Triton's batches fall inside this range (the report lists the sizes it formed)."""
+    return [min(cap, 2**index) for index in range(levels)]
 
 
 def _cpu_model() -> str:
@@ -335,7 +347,7 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
     no stability demands: its numbers are not worth quoting."""
     return replace(
         options,
-        concurrency=(1, 4),
+        concurrency=(1, 2),
         microservice_concurrency=(1, 2),
         offered_fractions=(0.5,),
         distributions=("poisson",),
