@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools import build_models_command, drain, manifests, serve_command
+from inference_tools import build_models_command, drain, health_probe, manifests, serve_command
 from inference_tools.autoscaling import (
     adapter_values_command,
     calibrate_command,
@@ -20,6 +20,7 @@ from inference_tools.autoscaling import (
 )
 from inference_tools.benchmarking import command as perf_command
 from inference_tools.publishing import command as publishing_command
+from inference_tools.reliability import command as reliability_command
 
 COMMAND_MODULES = [
     adapter_values_command,
@@ -27,9 +28,11 @@ COMMAND_MODULES = [
     calibrate_command,
     demo_command,
     drain,
+    health_probe,
     manifests,
     perf_command,
     publishing_command,
+    reliability_command,
     serve_command,
     simulate_command,
 ]

@@ -1,0 +1,45 @@
+"""The canary probe's verdicts on a real server, and the summary table's format."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from inference_tools import health_probe
+from inference_tools.local_server import free_port
+from inference_tools.reliability.report import ScenarioResult, write_reports
+
+
+@pytest.mark.server
+def test_probe_passes_on_a_serving_server(triton_server, capsys):
+    url = f"http://{triton_server.http_url}"
+    assert health_probe.main([f"--url={url}", "--check-ready"]) == 0
+    assert "inference answered" in capsys.readouterr().out
+
+
+def test_probe_fails_where_no_server_answers(capsys):
+    assert health_probe.main([f"--url=http://127.0.0.1:{free_port()}", "--timeout-seconds=1"]) == 1
+    assert "no answer" in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_probe_fails_for_a_model_that_errors(triton_server):
+    # A model that refuses the canary's input stands in for a broken one: 400 is not "busy".
+    result = health_probe.probe(f"http://{triton_server.http_url}", model="minilm")
+    assert not result.healthy and "failed with 400" in result.reason
+
+
+def test_summary_table_in_markdown_and_csv(tmp_path):
+    results = [
+        ScenarioResult("rolling restart", "6 clients", "2 replicas | replaced", 100, 0, None, True),
+        ScenarioResult("stub killed", "6 clients", "SIGKILL", 50, 3, 9.14, False, notes="slow"),
+    ]
+    markdown, table = write_reports(results, tmp_path, "Measured here.")
+    lines = markdown.read_text().splitlines()
+    assert lines[0] == "Measured here."
+    assert lines[2].startswith("| Scenario | Load | Faults injected | Requests sent |")
+    assert "2 replicas \\| replaced" in lines[4]  # a cell's pipe cannot break the table
+    assert lines[5].endswith("| 50 | 3 | 9.1 s | UNEXPECTED: slow |")
+    rows = list(csv.DictReader(table.open()))
+    assert [r["requests_failed"] for r in rows] == ["0", "3"]
+    assert rows[0]["recovery"] == "n/a"
