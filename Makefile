@@ -14,6 +14,9 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 LOG_VERBOSE ?= 0
 PYTEST_ARGS ?=
+# make reliability (docs/reliability.md): soak length, and where the summary table goes.
+SOAK_MINUTES ?= 10
+RELIABILITY_OUT ?= .work/reliability
 # publish-model / rollback-model (docs/publishing.md); credentials never go here: the repository
 # API key comes from TRITON_ADMIN_KEY, S3 credentials from the standard AWS chain.
 MODEL ?=
@@ -78,9 +81,10 @@ reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_emb
 	HF_HUB_OFFLINE=1 $(REFERENCE_VENV)/bin/python tools/regenerate_reference_embeddings.py
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool)
+system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx-light
+	@# nginx (not the transitional nginx-light): its http_upstream and grpc modules proxy the local replicas.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx
 	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
@@ -137,6 +141,10 @@ validate: setup manifest-tools ## Render every kustomize overlay and validate it
 test: setup manifest-tools ## Run the whole test suite, real-server tests included
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: reliability
+reliability: setup ## Long fault and overload runs (rolling restart, crashes, overload, store, soak); summary table in $(RELIABILITY_OUT)
+	$(CLI) reliability --soak-minutes $(SOAK_MINUTES) --out $(RELIABILITY_OUT)
 
 .PHONY: lint
 lint: $(SETUP_STAMP) ## ruff on the whole tree
