@@ -29,6 +29,7 @@ from inference_tools.reliability.cluster import (
     Replica,
     delete_replica,
     start_replica,
+    tear_down,
     wait_until_ready,
 )
 from inference_tools.reliability.load import ClosedLoopLoad
@@ -135,10 +136,7 @@ def run(
             time.sleep(TICK_S)
         time.sleep(settle_s)
     finally:
-        record = load.stop()
-        for replica in live:
-            replica.server.stop()
-        proxy.stop()
+        record = tear_down(load, live, proxy)
 
     failures = record.failures()
     after_kill = [o for o in failures if o.sent_at_s >= kill_offset_s]

@@ -25,6 +25,7 @@ from pathlib import Path
 from inference_tools.drain import DrainResult, drain_server
 from inference_tools.health_probe import ProbeResult, probe
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.reliability.load import ClosedLoopLoad, LoadRecord
 from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.nginx import Endpoint, NginxProxy
 
@@ -181,3 +182,12 @@ class Endpoints:
 
     def remover(self, replica: Replica) -> Callable[[], None]:
         return lambda: self.remove(replica)
+
+
+def tear_down(load: ClosedLoopLoad, replicas: Sequence[Replica], proxy: NginxProxy) -> LoadRecord:
+    """Stop the clients first (so no request meets a stopping server), then servers and proxy."""
+    record = load.stop()
+    for replica in replicas:
+        replica.server.stop()
+    proxy.stop()
+    return record

@@ -20,6 +20,7 @@ from inference_tools.reliability.cluster import (
     Termination,
     delete_replica,
     start_replica,
+    tear_down,
     wait_until_ready,
 )
 from inference_tools.reliability.load import ClosedLoopLoad
@@ -82,10 +83,7 @@ def run(
             )
         time.sleep(settle_s)
     finally:
-        record = load.stop()
-        for replica in live:
-            replica.server.stop()
-        proxy.stop()
+        record = tear_down(load, live, proxy)
 
     failed = len(record.failures())
     grace = lifecycle.termination_grace_s
