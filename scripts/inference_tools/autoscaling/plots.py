@@ -22,11 +22,11 @@ def _phase_marks(axes: Sequence[plt.Axes], result: LoopResult) -> None:
             continue
         for ax in axes:
             ax.axvline(start, color="0.6", linestyle=":", linewidth=1)
-        axes[0].annotate(
+        axes[-1].annotate(
             phase.name,
-            xy=(start, 1.0),
+            xy=(start, 0.0),
             xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
+            xytext=(3, 4),
             textcoords="offset points",
             fontsize=8,
             color="0.35",
