@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,8 @@ def run_command(args: argparse.Namespace) -> int:
         from inference_tools.model_artifacts import build_model_artifacts
 
         build_model_artifacts(args.model_repository)
+    # A stopped run must still stop the servers it started: SystemExit unwinds through them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = run_suite(options)
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
