@@ -405,7 +405,10 @@ def render_markdown(
         parts += [
             "## Batches the server formed (minilm executions by batch size)",
             "",
-            _table(["batch size", "executions"], [[k, v] for k, v in batches.items()]),
+            _table(
+                ["batch size", "executions"],
+                sorted(([int(k), v] for k, v in batches.items()), key=lambda row: row[0]),
+            ),
             "",
         ]
     for note in info.get("notes", []):
