@@ -15,7 +15,7 @@ requests inside fail.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from inference_tools.local_server import LocalTritonServer
@@ -23,7 +23,9 @@ from inference_tools.reliability.load import PROTOCOL_NAMES, LoadRecord, embedde
 from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.report import ScenarioResult
 
-IN_FLIGHT_WAIT_S = 0.2
+# The stop begins when the first answer of the burst arrives: the server is then provably at
+# work on it, and the rest (more rows than one batch of the encoder) is still inside.
+FIRST_ANSWER_TIMEOUT_S = 60.0
 
 
 def run(
@@ -31,7 +33,7 @@ def run(
     lifecycle: PodLifecycle,
     *,
     requests_per_protocol: int = 24,
-    texts_per_request: int = 2,
+    texts_per_request: int = 4,
     drain: bool = True,
     protocols: tuple[str, ...] = ("http", "grpc"),
     work_dir: Path | None = None,
@@ -64,7 +66,7 @@ def run(
     try:
         with ThreadPoolExecutor(max_workers=len(senders)) as pool:
             futures = [pool.submit(send, i) for i in range(len(senders))]
-            time.sleep(IN_FLIGHT_WAIT_S)
+            wait(futures, timeout=FIRST_ANSWER_TIMEOUT_S, return_when=FIRST_COMPLETED)
             in_flight = sum(not f.done() for f in futures)
             stop_at = time.monotonic()
             exit_status = server.stop(
