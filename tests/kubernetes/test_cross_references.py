@@ -58,22 +58,30 @@ def test_container_ports_are_named_and_match_triton_flags(all_renders: list[Rend
             assert flag(render, f"--{name}-port") == str(port), (render.name, name)
 
 
-def test_probes_use_named_ports_and_triton_health_endpoints(all_renders: list[Render]) -> None:
+def test_probes_target_tritons_http_port_and_catch_a_dead_backend(
+    all_renders: list[Render],
+) -> None:
     for render in all_renders:
         triton = container(render)
         ports = _container_ports(render)
-        probes = {
-            kind: triton[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
-        }
-        for kind, probe in probes.items():
-            assert probe["httpGet"]["port"] in ports, (render.name, kind)
-        assert probes["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
-        assert probes["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-        assert probes["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
-        startup = probes["startupProbe"]
+        startup, readiness, liveness = (
+            triton[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+        )
+        assert startup["httpGet"]["port"] in ports, render.name
+        assert startup["httpGet"]["path"] == "/v2/health/ready"
+        # Readiness and liveness are canary inferences (triton-probe): Triton's own health
+        # endpoints stay 200 with a dead Python-backend stub.
+        http_url = f"--url=http://127.0.0.1:{ports['http']}"
+        for kind, probe in (("readinessProbe", readiness), ("livenessProbe", liveness)):
+            command = probe["exec"]["command"]
+            assert command[0].endswith("/triton-probe"), (render.name, kind)
+            assert http_url in command, (render.name, kind, command)
+            deadline = next(a for a in command if a.startswith("--timeout-seconds="))
+            assert float(deadline.split("=")[1]) < probe["timeoutSeconds"], (render.name, kind)
+        assert "--check-ready" in readiness["exec"]["command"], render.name
         # Model loading may take minutes; liveness only starts once the startup probe passed.
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, render.name
-        assert "initialDelaySeconds" not in probes["livenessProbe"], render.name
+        assert "initialDelaySeconds" not in liveness, render.name
 
 
 def test_services_select_the_pods_and_target_named_container_ports(
