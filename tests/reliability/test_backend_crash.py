@@ -8,8 +8,10 @@ from inference_tools.reliability import backend_crash
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-def test_canary_probes_take_the_replica_out_and_restart_it(model_repository, lifecycle, nginx):
-    result = backend_crash.run(model_repository, lifecycle, canary=True)
+def test_manifest_probes_take_the_replica_out_and_restart_it(model_repository, lifecycle, nginx):
+    # The rendered Deployment's readiness and liveness must be the canary that catches this.
+    assert lifecycle.readiness.canary and lifecycle.liveness.canary, lifecycle
+    result = backend_crash.run(model_repository, lifecycle, canary=lifecycle.readiness.canary)
     details = result.details
     # Triton itself keeps saying ready: the failure is only visible to a real request.
     assert all(answer == "ready" for answer in details["triton_ready_answers"]), details

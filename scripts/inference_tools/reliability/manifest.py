@@ -24,6 +24,7 @@ class Probe:
     period_s: float
     failure_threshold: int
     timeout_s: float
+    canary: bool  # runs triton-probe (an inference request), not Triton's health endpoints
 
     @property
     def detection_s(self) -> float:
@@ -72,6 +73,9 @@ def _probe(container: dict[str, Any], name: str) -> Probe:
         period_s=float(probe.get("periodSeconds", 10)),
         failure_threshold=int(probe.get("failureThreshold", 3)),
         timeout_s=float(probe.get("timeoutSeconds", 1)),
+        canary=any(
+            str(part).endswith("/triton-probe") for part in probe.get("exec", {}).get("command", [])
+        ),
     )
 
 
