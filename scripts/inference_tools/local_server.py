@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -13,10 +11,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from inference_tools.drain import drain_server
 from inference_tools.paths import work_dir as default_work_dir
+from inference_tools.subprocesses import ManagedService, stop_process
 from inference_tools.triton_runtime import prepare_runtime
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +47,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-class LocalTritonServer:
+class LocalTritonServer(ManagedService):
     """A tritonserver process serving a model repository on loopback ports.
 
     Ports given as 0 are picked free. Use as a context manager, or call `start()` and `stop()`.
@@ -206,27 +204,7 @@ class LocalTritonServer:
         Triton 2.51 fails the ensemble requests it holds when it gets SIGTERM.
         """
         process = self.process
-        if process is None or process.poll() is not None:
-            return None if process is None else process.returncode
-        if drain:
+        if drain and process is not None and process.poll() is None:
             drain_server(self.metrics_url, propagation_s=0.0, deadline_s=drain_deadline_s)
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            LOG.warning("tritonserver did not exit %ss after SIGTERM; killing it", timeout_s)
-            # The group holds the Python backend stubs too; leave none behind.
-            os.killpg(process.pid, signal.SIGKILL)
-            return process.wait()
-
-    def __enter__(self) -> LocalTritonServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        # The process group holds the Python backend stubs too; leave none behind.
+        return stop_process(process, timeout_s, kill_group=True)

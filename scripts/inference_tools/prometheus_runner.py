@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,12 +16,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from inference_tools.local_server import free_port, log_tail
+from inference_tools.subprocesses import ManagedService, stop_process
 
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -42,7 +41,7 @@ def find_prometheus(binary: str | None = None) -> str:
     return candidate
 
 
-class LocalPrometheus:
+class LocalPrometheus(ManagedService):
     """A Prometheus process with a given configuration and rule files.
 
     `config` is the content of prometheus.yml as a mapping; its `rule_files` entry is set from
@@ -132,25 +131,6 @@ class LocalPrometheus:
         )
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(self.process, timeout_s)
         if self._temporary:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def __enter__(self) -> LocalPrometheus:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

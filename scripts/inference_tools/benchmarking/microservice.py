@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
@@ -27,6 +26,7 @@ from pydantic import BaseModel
 from inference_tools.benchmarking.pipeline import EmbeddingPipeline
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
 from inference_tools.paths import MODEL_REPOSITORY
+from inference_tools.subprocesses import ManagedService, stop_process
 
 ENDPOINT = "v1/embeddings"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -70,7 +70,7 @@ def create_app(pipeline: EmbeddingPipeline) -> FastAPI:
     return app
 
 
-class MicroserviceProcess:
+class MicroserviceProcess(ManagedService):
     """The app under uvicorn in a child process on a loopback port; a context manager."""
 
     def __init__(self, model_repository: Path, log_path: Path, port: int = 0) -> None:
@@ -115,25 +115,7 @@ class MicroserviceProcess:
         raise RuntimeError(f"the microservice was not up after {timeout_s:.0f}s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> MicroserviceProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process(self.process, timeout_s=10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

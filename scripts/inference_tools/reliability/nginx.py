@@ -9,7 +9,6 @@ hold, so in-flight requests are not cut by the proxy itself.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_tools.local_server import LOOPBACK, free_port, port_in_use
+from inference_tools.subprocesses import ManagedService, stop_process
 
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 START_TIMEOUT_S = 10.0
@@ -99,7 +99,7 @@ http {{
 """
 
 
-class NginxProxy:
+class NginxProxy(ManagedService):
     """nginx as a foreground process with its own prefix folder; `http_url`/`grpc_url` in front."""
 
     def __init__(self, endpoints: Sequence[Endpoint] = (), prefix: Path | None = None) -> None:
@@ -161,17 +161,5 @@ class NginxProxy:
         return path.read_text(errors="replace")[-3000:] if path.is_file() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def __enter__(self) -> NginxProxy:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        # SIGQUIT is nginx's graceful stop: finish the requests in progress, then exit.
+        stop_process(self.process, timeout_s=15, stop_signal=signal.SIGQUIT)

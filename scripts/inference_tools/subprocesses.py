@@ -1,0 +1,67 @@
+"""Local servers run as child processes: stopping them, and using them as context managers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from types import TracebackType
+from typing import Any, Self
+
+LOG = logging.getLogger(__name__)
+
+
+def stop_process(
+    process: subprocess.Popen[Any] | None,
+    timeout_s: float,
+    *,
+    stop_signal: int = signal.SIGTERM,
+    kill_group: bool = False,
+) -> int | None:
+    """Send `stop_signal`, wait up to `timeout_s`, then SIGKILL. Returns the exit status.
+
+    `kill_group` kills the child's whole process group at the end (the child must have been
+    started with `start_new_session=True`): a server's helpers must not outlive it.
+    """
+    if process is None:
+        return None
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(stop_signal)
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        LOG.warning(
+            "%s did not exit %ss after %s; killing it",
+            process.args if isinstance(process.args, str) else process.args[0],
+            timeout_s,
+            signal.Signals(stop_signal).name,
+        )
+        if kill_group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        return process.wait()
+
+
+class ManagedService:
+    """A `start()`/`stop()` service that is also a context manager."""
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
