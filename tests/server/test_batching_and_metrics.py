@@ -11,7 +11,7 @@ from tests.server.helpers import embed
 
 pytestmark = pytest.mark.server
 REQUESTS = 256
-CONCURRENCY = 16
+CONCURRENCY = 32
 
 
 def test_metrics_endpoint_exposes_per_model_counters(triton_server, connect):
