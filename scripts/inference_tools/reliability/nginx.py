@@ -86,6 +86,12 @@ http {{
     location / {{
       proxy_pass http://triton_http;
       proxy_read_timeout 120s;
+      # Hold a whole response (64 embeddings of JSON fit) in memory: a response spilled to a
+      # temporary file was seen cut short at the buffers' size (16 KB) across a reload.
+      proxy_buffer_size 64k;
+      proxy_buffers 16 64k;
+      proxy_busy_buffers_size 128k;
+      proxy_max_temp_file_size 0;
     }}
   }}
   server {{
