@@ -7,15 +7,12 @@ these functions run, not when this module is imported; unit tests put a fake in 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from python_backend.errors import InvalidInputError
-
-LOG = logging.getLogger(__name__)
 
 
 def _pb_utils() -> Any:
@@ -43,24 +40,6 @@ def tensors_response(tensors: Mapping[str, np.ndarray]) -> Any:
 
 def respond(results: Sequence[Mapping[str, np.ndarray] | Exception]) -> list[Any]:
     return [error_response(r) if isinstance(r, Exception) else tensors_response(r) for r in results]
-
-
-def guarded(handle: Callable[[Any], Mapping[str, np.ndarray]], request: Any) -> Any:
-    """Run `handle` for one request; its failure is that request's error, not the batch's."""
-    try:
-        return handle(request)
-    except InvalidInputError as error:
-        return error
-    except Exception as error:
-        LOG.exception("request failed")
-        return error
-
-
-def input_array(request: Any, name: str) -> np.ndarray:
-    tensor = _pb_utils().get_input_tensor_by_name(request, name)
-    if tensor is None:
-        raise InvalidInputError(f"request has no input named '{name}'")
-    return tensor.as_numpy()
 
 
 def output_dtypes(model_config_json: str) -> dict[str, np.dtype]:
