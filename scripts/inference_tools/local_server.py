@@ -15,7 +15,7 @@ from pathlib import Path
 from inference_tools.drain import drain_server
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.subprocesses import ManagedService, stop_process
-from inference_tools.triton_runtime import prepare_runtime
+from inference_tools.triton_runtime import TritonRuntime, prepare_runtime
 
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -90,8 +90,7 @@ class LocalTritonServer(ManagedService):
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
-    def command(self) -> list[str]:
-        runtime = prepare_runtime(self.work_dir)
+    def command(self, runtime: TritonRuntime) -> list[str]:
         return [
             str(runtime.tritonserver),
             f"--model-repository={self.model_repository}",
@@ -124,7 +123,7 @@ class LocalTritonServer(ManagedService):
             )
         runtime = prepare_runtime(self.work_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = self.command()
+        command = self.command(runtime)
         LOG.info("starting %s", " ".join(command))
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
