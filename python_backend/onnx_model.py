@@ -111,6 +111,9 @@ def _check_tensors(
                 )
 
 
+SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
+
+
 def _parameter(config: Mapping[str, Any], key: str) -> str | None:
     value = config.get("parameters", {}).get(key)
     return None if value is None else str(value.get("string_value", ""))
@@ -128,6 +131,11 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
     if _parameter(config, "execution_mode") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Every instance is its own stub process sharing the cores with the tokenizer and pooler
+    # stubs and the server. An intra-op pool that spins between operators holds a core they
+    # need: one instance with two threads on two cores showed p99 stalls of about 450 ms at
+    # concurrency 1 with spinning and 21 ms without (docs/benchmarks.md, tuning).
+    options.add_session_config_entry(SPINNING_CONFIG_KEY, "0")
     return options
 
 

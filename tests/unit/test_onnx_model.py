@@ -9,7 +9,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from python_backend.onnx_model import ModelConfigError, OnnxModel
+from python_backend.onnx_model import (
+    SPINNING_CONFIG_KEY,
+    ModelConfigError,
+    OnnxModel,
+    session_options,
+)
 
 
 def write_doubling_graph(path: Path, batch_dim: int | str = "batch") -> Path:
@@ -125,3 +130,9 @@ def test_a_failing_group_fails_only_its_requests(graph: Path):
     results = model.run_batched([good, bad, good])
     assert isinstance(results[1], Exception)
     assert isinstance(results[0], dict) and isinstance(results[2], dict)
+
+
+def test_session_options_follow_the_config_and_never_spin():
+    options = session_options({"parameters": {"intra_op_thread_count": {"string_value": "2"}}})
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
