@@ -32,6 +32,8 @@ PERF_URL ?=
 PERF_PROTOCOL ?= http
 PERF_DURATION_MS ?= 4000
 PERF_OUT ?= perf/results/latest
+# make perf-tune: encoder variants as INSTANCESxTHREADS; empty picks them from the CPU count.
+PERF_VARIANTS ?=
 # make calibrate (docs/autoscaling.md): the p95 latency objective; CALIBRATE_ARGS for remote
 # servers (--grpc-url/--metrics-url, or --prometheus-url/--pod) and other levels.
 OBJECTIVE_MS ?= 300
@@ -95,6 +97,10 @@ serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000
 .PHONY: perf
 perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
 	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL))
+
+.PHONY: perf-tune
+perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads served side by side (PERF_VARIANTS=2x1,1x2); table in perf/results/tuning
+	$(CLI) perf tune --duration-ms $(PERF_DURATION_MS) $(if $(PERF_VARIANTS),--variants $(PERF_VARIANTS))
 
 .PHONY: autoscale-demo
 autoscale-demo: setup ## Run the autoscaling loop locally (Triton, Prometheus, perf_analyzer, HPA algorithm); CSV and plot in perf/results/autoscaling

@@ -54,6 +54,9 @@ def test_every_target_is_computed(smoke_report) -> None:
     for ratio in smoke_report.ratios:
         assert ratio.value is not None and math.isfinite(ratio.value) and ratio.value >= 0
         assert f"{ratio.value:.2f}x" in smoke_report.markdown.read_text()
+    assert "Ceiling of the microservice ratio on this machine: " in (
+        smoke_report.markdown.read_text()
+    )
 
 
 def test_server_side_breakdown_names_each_composing_model(smoke_report) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
 
 DEFAULT_OUT = PROJECT_ROOT / "perf" / "results" / "latest"
+DEFAULT_TUNING_OUT = PROJECT_ROOT / "perf" / "results" / "tuning"
 # The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
 PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
@@ -26,7 +27,20 @@ Examples:
   inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
   inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
   inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
+  inference-tools perf tune --variants 2x1,1x2,2x2      # encoder instances x threads
   inference-tools perf dataset                          # refresh the Kubernetes Job's data set
+"""
+
+TUNE_HELP = """\
+Serve the ensemble once per encoder variant (INSTANCESxTHREADS: instance_group count and ONNX
+Runtime intra_op_thread_count of minilm, nothing else changed), all at once on free ports, and
+measure them in turn, round after round, next to the in-process floor. Writes tuning.md (medians
+and the two ratios of `perf run` that these settings move) and tuning.csv (every sample).
+Run it on the hardware you deploy to, then copy the winner into minilm's config.pbtxt.
+
+Examples:
+  inference-tools perf tune                                  # defaults from the CPU count
+  inference-tools perf tune --variants 16x1,4x4,2x8 --rounds 3
 """
 
 
@@ -85,6 +99,27 @@ def register(subparsers: Any) -> None:
     )
     run.set_defaults(func=run_command)
 
+    tune = commands.add_parser(
+        "tune",
+        help="compare encoder instance counts and thread settings, served side by side",
+        description=TUNE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated INSTANCESxTHREADS of the encoder, e.g. 2x1,1x2 "
+        "(default: one thread per core, one instance with every core, and two halves)",
+    )
+    tune.add_argument("--concurrency", type=_ints, default=(1, 16))
+    tune.add_argument("--rounds", type=int, default=2, help="(default: %(default)s)")
+    tune.add_argument(
+        "--duration-ms", type=int, default=4000, help="perf_analyzer window (default: %(default)s)"
+    )
+    tune.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    tune.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
+    tune.set_defaults(func=tune_command)
+
     data = commands.add_parser(
         "dataset", help="write the data set as perf_analyzer --input-data JSON (reproducible)"
     )
@@ -129,6 +164,43 @@ def run_command(args: argparse.Namespace) -> int:
     for ratio in report.ratios:
         value = "not measured" if ratio.value is None else f"{ratio.value:.2f}x"
         print(f"  {ratio.title}: {value} (target {ratio.target_text})")
+    return 0
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    from inference_tools.benchmarking.tuning import (
+        TUNING_MD,
+        TuningOptions,
+        Variant,
+        default_variants,
+        run_tuning,
+    )
+    from inference_tools.model_artifacts import build_model_artifacts
+
+    try:
+        variants = (
+            [Variant.parse(part) for part in args.variants.split(",") if part.strip()]
+            if args.variants
+            else default_variants()
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        build_model_artifacts(args.model_repository)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    out = args.out.resolve()
+    run_tuning(
+        TuningOptions(
+            out_dir=out,
+            model_repository=args.model_repository.resolve(),
+            variants=tuple(dict.fromkeys(variants)),
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            measurement_interval_ms=args.duration_ms,
+        )
+    )
+    print((out / TUNING_MD).read_text())
     return 0
 
 

@@ -117,6 +117,19 @@ def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Mea
     )
 
 
+def microservice_ratio_ceiling(
+    microservice: Sequence[Measurement], rows: Sequence[InProcessRow]
+) -> float | None:
+    """The most the microservice ratio can be on this machine: the in-process floor's best
+    throughput over the microservice's. No server outruns the same model called in-process
+    with no serving at all, so where this is under the target, the hardware rules it out."""
+    baseline = saturation(microservice)
+    floor = inprocess_best_batch(rows)
+    if baseline is None or floor is None or baseline.throughput_per_s <= 0:
+        return None
+    return floor.result.throughput_per_s / baseline.throughput_per_s
+
+
 def all_ratios(
     triton: Sequence[Measurement],
     microservice: Sequence[Measurement],

@@ -24,6 +24,7 @@ from inference_tools.benchmarking.ratios import (
     all_ratios,
     concurrency_sweep,
     inprocess_best_batch,
+    microservice_ratio_ceiling,
     saturation,
 )
 from inference_tools.benchmarking.results import (
@@ -222,6 +223,20 @@ def _ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
     return rows
 
 
+def _ceiling_lines(
+    microservice: Sequence[Measurement], inprocess: Sequence[InProcessRow]
+) -> list[str]:
+    ceiling = microservice_ratio_ceiling(microservice, inprocess)
+    if ceiling is None:
+        return []
+    return [
+        f"Ceiling of the microservice ratio on this machine: {ceiling:.2f}x (the in-process "
+        "floor's best throughput over the microservice's; no server outruns the model called "
+        "with no serving at all).",
+        "",
+    ]
+
+
 def _sweep_rows(sweep: Sequence[Measurement]) -> list[list[str]]:
     rows = []
     for m in sweep:
@@ -313,6 +328,7 @@ def render_markdown(
         "",
         _table(["ratio", "measured", "target", "met"], _ratio_rows(ratios)),
         "",
+        *_ceiling_lines(microservice, inprocess),
         f"![latency against throughput]({LATENCY_PLOT})",
         "",
         "## Throughput at saturation",
