@@ -106,7 +106,7 @@ def variant_repository(source: Path, destination: Path, variant: Variant, model:
 class Sample:
     round: int
     system: str  # a variant's name, or "in-process"
-    level: str  # "c1", "c16", ... or "batch 1, 2 threads" for the floor
+    level: str  # "c1", "c16", ... or "batch 1, default threads" for the floor
     throughput_per_s: float
     p50_ms: float
     p99_ms: float
@@ -126,7 +126,7 @@ class TuningResult:
         return list(dict.fromkeys(s.level for s in self.samples if s.system == system))
 
     def floor_batch1_p50(self) -> float | None:
-        """The better batch-1 p50 of the floor's thread settings, as `perf run` takes it."""
+        """The lower batch-1 p50 of the floor's two thread settings."""
         values = [
             self.median("in-process", level, "p50_ms")
             for level in self.levels("in-process")
@@ -144,11 +144,8 @@ class TuningResult:
         return max(values) if values else None
 
     def saturation(self, system: str) -> float | None:
-        values = [
-            self.median(system, level, "throughput_per_s")
-            for level in self.levels(system)
-            if level != "c1"
-        ]
+        """The highest median throughput over the concurrency levels, as `perf run` takes it."""
+        values = [self.median(system, level, "throughput_per_s") for level in self.levels(system)]
         values = [v for v in values if v is not None]
         return max(values) if values else None
 
