@@ -135,6 +135,16 @@ def _is_local(url: str | None) -> bool:
     return url is None or url.split(":")[0] in ("127.0.0.1", "localhost", "[::1]")
 
 
+def _prepare_local_servers(model_repository: Path) -> None:
+    """Build the project's model artefacts if they are what will be served, and make SIGTERM
+    unwind (SystemExit) so that a stopped run still stops the servers it started."""
+    if model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        from inference_tools.model_artifacts import build_model_artifacts
+
+        build_model_artifacts(model_repository)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def run_command(args: argparse.Namespace) -> int:
     from inference_tools.benchmarking.suite import SuiteOptions, run_suite, smoke
 
@@ -153,12 +163,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     if args.smoke:
         options = smoke(options)
-    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.model_artifacts import build_model_artifacts
-
-        build_model_artifacts(args.model_repository)
-    # A stopped run must still stop the servers it started: SystemExit unwinds through them.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _prepare_local_servers(args.model_repository)
     report = run_suite(options)
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
@@ -175,7 +180,6 @@ def tune_command(args: argparse.Namespace) -> int:
         default_variants,
         run_tuning,
     )
-    from inference_tools.model_artifacts import build_model_artifacts
 
     try:
         variants = (
@@ -186,9 +190,7 @@ def tune_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        build_model_artifacts(args.model_repository)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    _prepare_local_servers(args.model_repository)
     out = args.out.resolve()
     run_tuning(
         TuningOptions(

@@ -30,12 +30,14 @@ from inference_tools.benchmarking.perf_analyzer import (
     run_level,
 )
 from inference_tools.benchmarking.pipeline import EmbeddingPipeline
+from inference_tools.benchmarking.suite import FLOOR_THREADS
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import read_model_config
 
 ENSEMBLE = "text_embedding"
 ENCODER = "minilm"
 THREADS_PARAMETER = "intra_op_thread_count"
+FLOOR = "in-process"
 FLOOR_BATCH = "batch"
 TUNING_CSV = "tuning.csv"
 TUNING_MD = "tuning.md"
@@ -125,29 +127,25 @@ class TuningResult:
     def levels(self, system: str) -> list[str]:
         return list(dict.fromkeys(s.level for s in self.samples if s.system == system))
 
+    def _level_medians(self, system: str, metric: str, prefix: str = "") -> list[float]:
+        """The medians of `metric` for each of `system`'s levels that start with `prefix`."""
+        medians = (
+            self.median(system, level, metric)
+            for level in self.levels(system)
+            if level.startswith(prefix)
+        )
+        return [m for m in medians if m is not None]
+
     def floor_batch1_p50(self) -> float | None:
         """The lower batch-1 p50 of the floor's two thread settings."""
-        values = [
-            self.median("in-process", level, "p50_ms")
-            for level in self.levels("in-process")
-            if level.startswith(f"{FLOOR_BATCH} 1,")
-        ]
-        values = [v for v in values if v is not None]
-        return min(values) if values else None
+        return min(self._level_medians(FLOOR, "p50_ms", f"{FLOOR_BATCH} 1,"), default=None)
 
     def floor_best_throughput(self) -> float | None:
-        values = [
-            self.median("in-process", level, "throughput_per_s")
-            for level in self.levels("in-process")
-        ]
-        values = [v for v in values if v is not None]
-        return max(values) if values else None
+        return max(self._level_medians(FLOOR, "throughput_per_s"), default=None)
 
     def saturation(self, system: str) -> float | None:
         """The highest median throughput over the concurrency levels, as `perf run` takes it."""
-        values = [self.median(system, level, "throughput_per_s") for level in self.levels(system)]
-        values = [v for v in values if v is not None]
-        return max(values) if values else None
+        return max(self._level_medians(system, "throughput_per_s"), default=None)
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,7 @@ def _floor_samples(
             samples.append(
                 Sample(
                     round_,
-                    "in-process",
+                    FLOOR,
                     f"{FLOOR_BATCH} {batch}, {thread_text}",
                     result.throughput_per_s,
                     result.p(50) / 1000,
@@ -216,8 +214,9 @@ def run_tuning(options: TuningOptions) -> TuningResult:
     input_data = dataset.write_json(dataset.triton_input_data(texts), raw / "input_data.json")
     plain = [t.text for t in texts]
     result = TuningResult()
-    # The floor's two thread settings, as in `perf run`: ONNX Runtime's default and one thread.
-    pipelines = {t: EmbeddingPipeline(options.model_repository, intra_op_threads=t) for t in (0, 1)}
+    pipelines = {
+        t: EmbeddingPipeline(options.model_repository, intra_op_threads=t) for t in FLOOR_THREADS
+    }
     steps = options.rounds * (1 + len(options.variants) * len(options.concurrency))
     with _servers(options) as servers, tqdm(total=steps, unit="step") as bar:
         for round_ in range(1, options.rounds + 1):
@@ -307,10 +306,10 @@ def render_tuning(result: TuningResult, options: TuningOptions) -> str:
             f"| {_fmt(result.median(variant.name, top, 'p99_ms'))} |"
         )
     lines += ["", "In-process floor (medians):", "", "| run | texts/s | p50 ms |", "|---|---|---|"]
-    for level in result.levels("in-process"):
+    for level in result.levels(FLOOR):
         lines.append(
-            f"| {level} | {_fmt(result.median('in-process', level, 'throughput_per_s'))} "
-            f"| {_fmt(result.median('in-process', level, 'p50_ms'), 2)} |"
+            f"| {level} | {_fmt(result.median(FLOOR, level, 'throughput_per_s'))} "
+            f"| {_fmt(result.median(FLOOR, level, 'p50_ms'), 2)} |"
         )
     lines += ["", f"Every sample: `{TUNING_CSV}`.", ""]
     return "\n".join(lines)
