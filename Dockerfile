@@ -32,8 +32,8 @@ ENV PYTHONPATH=/opt/scalable-inference-server/python \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp
 COPY python_backend/ /opt/scalable-inference-server/python/python_backend/
-COPY --chmod=0755 scripts/inference_tools/drain.py /opt/scalable-inference-server/bin/triton-drain
-COPY --chmod=0755 scripts/inference_tools/health_probe.py /opt/scalable-inference-server/bin/triton-probe
+COPY --chmod=0755 scripts/pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain
+COPY --chmod=0755 scripts/pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and

@@ -48,7 +48,7 @@ REFERENCE_STAMP := $(REFERENCE_VENV)/.setup-stamp
 # Manifest validation tools outside $(VENV): checkov's pins clash with ours; the CRD models are npm.
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.stamp-$(CHECKOV_VERSION)
-CRD_VALIDATION_DIR := tests/kubernetes/crd_validation
+CRD_VALIDATION_DIR := scripts/inference_tools/manifests/crd_validation
 CRD_VALIDATION_STAMP := $(CRD_VALIDATION_DIR)/node_modules/.installed-stamp
 
 .PHONY: help

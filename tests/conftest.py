@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import MODEL_REPOSITORY
+
+from tests.clients import client_for
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,18 @@ def triton_server(model_repository: Path) -> Iterator[LocalTritonServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def connect(triton_server) -> Iterator[Callable[[str], Any]]:
+    """`connect(protocol)` gives a client to the session's server, closed after the test."""
+    clients: list[Any] = []
+
+    def make(protocol: str) -> Any:
+        client = client_for(triton_server, protocol)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -20,7 +20,7 @@ cd $W && python3 -m zipfile -e $ROOT/.work/device/nvidia_pytriton-0.7.0-py3-none
 SRV=$W/wheel/pytriton/tritonserver; LIBS=$W/wheel/nvidia_pytriton.libs
 chmod +x $SRV/bin/tritonserver $SRV/python_backend_stubs/*/triton_python_backend_stub
 cp $SRV/python_backend_stubs/3.12/triton_python_backend_stub $SRV/backends/python/
-cp -r $ROOT/python_backend/triton_backends/onnxruntime $SRV/backends/onnxruntime
+cp -r $ROOT/scripts/inference_tools/local_backends/onnxruntime $SRV/backends/onnxruntime
 cp -r $ROOT/model_repository $W/repo
 cp $ROOT/model_repository/tokenizer/1/tokenizer.json $W/repo/tokenizer/1/
 # Random weights of the real shapes: this checks loading and placement, not accuracy.

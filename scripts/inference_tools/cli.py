@@ -11,30 +11,25 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools import build_models_command, drain, health_probe, manifests, serve_command
-from inference_tools.autoscaling import (
-    adapter_values_command,
-    calibrate_command,
-    demo_command,
-    simulate_command,
-)
-from inference_tools.benchmarking import command as perf_command
-from inference_tools.publishing import command as publishing_command
-from inference_tools.reliability import command as reliability_command
+from pod_hooks import drain, health_probe
+
+from inference_tools.commands import build_models, perf, publish, reliability, serve
+from inference_tools.commands.autoscaling import adapter_values, calibrate, demo, simulate
+from inference_tools.manifests import validation
 
 COMMAND_MODULES = [
-    adapter_values_command,
-    build_models_command,
-    calibrate_command,
-    demo_command,
+    adapter_values,
+    build_models,
+    calibrate,
+    demo,
     drain,
     health_probe,
-    manifests,
-    perf_command,
-    publishing_command,
-    reliability_command,
-    serve_command,
-    simulate_command,
+    validation,
+    perf,
+    publish,
+    reliability,
+    serve,
+    simulate,
 ]
 
 DESCRIPTION = """\

@@ -12,7 +12,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from inference_tools.drain import drain_server
+from pod_hooks.drain import drain_server
+
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.subprocesses import ManagedService, stop_process
 from inference_tools.triton_runtime import TritonRuntime, prepare_runtime

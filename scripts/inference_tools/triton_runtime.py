@@ -17,9 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference_tools.paths import PROJECT_ROOT
-
-PYTHON_BASED_BACKENDS_SOURCE = PROJECT_ROOT / "python_backend" / "triton_backends"
+PYTHON_BASED_BACKENDS_SOURCE = Path(__file__).resolve().parent / "local_backends"
 
 
 class RuntimeNotInstalledError(RuntimeError):
@@ -63,7 +61,7 @@ def _tree_digest(root: Path) -> str:
 
 
 def _install_python_based_backends(backends_dir: Path) -> None:
-    """Copy each `python_backend/triton_backends/<name>/` into the runtime's backend folder."""
+    """Copy each `local_backends/<name>/` into the runtime's backend folder."""
     for source in sorted(PYTHON_BASED_BACKENDS_SOURCE.iterdir()):
         if not (source / "model.py").is_file():
             continue

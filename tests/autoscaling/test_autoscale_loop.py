@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 import pytest
-from inference_tools.autoscaling.demo_command import LOOP_KUSTOMIZATIONS, summary
 from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
 from inference_tools.autoscaling.plots import plot_loop
+from inference_tools.commands.autoscaling.demo import LOOP_KUSTOMIZATIONS, summary
 from inference_tools.local_server import LocalTritonServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -7,8 +7,8 @@ import re
 
 import pytest
 import yaml
-from inference_tools.autoscaling import manifests
-from inference_tools.manifests import Render
+from inference_tools.autoscaling import rendered_settings
+from inference_tools.manifests.validation import Render
 from inference_tools.paths import KUSTOMIZE_DIR
 
 OVERLAYS = sorted(p.parent for p in (KUSTOMIZE_DIR / "overlays").glob("*/kustomization.yaml"))
@@ -16,7 +16,7 @@ OVERLAYS = sorted(p.parent for p in (KUSTOMIZE_DIR / "overlays").glob("*/kustomi
 
 @pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: p.name)
 def rendered(request: pytest.FixtureRequest) -> Render:
-    return manifests.render(request.param)
+    return rendered_settings.render(request.param)
 
 
 def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(rendered: Render) -> None:
@@ -29,9 +29,9 @@ def test_autoscaled_deployments_leave_replicas_to_the_autoscaler(rendered: Rende
 def test_hpa_metrics_are_served_by_the_adapter_from_recorded_series(rendered: Render) -> None:
     if not rendered.of_kind("HorizontalPodAutoscaler"):
         pytest.skip("no HorizontalPodAutoscaler in this overlay")
-    rules = {rule.metric_name: rule for rule in manifests.adapter_rules(rendered)}
-    recorded = manifests.recording_rules(rendered)
-    spec = manifests.hpa_spec(rendered)
+    rules = {rule.metric_name: rule for rule in rendered_settings.adapter_rules(rendered)}
+    recorded = rendered_settings.recording_rules(rendered)
+    spec = rendered_settings.hpa_spec(rendered)
     assert {m.name for m in spec.metrics} == set(rules)
     for rule in rules.values():
         assert rule.series in recorded
@@ -43,8 +43,8 @@ def test_scaled_object_queries_select_its_own_namespace_and_service(rendered: Re
     for scaled_object in rendered.of_kind("ScaledObject"):
         namespace = scaled_object["metadata"]["namespace"]
         service = rendered.one("Service", "triton")["metadata"]
-        recorded = manifests.recording_rules(rendered)
-        for trigger in manifests.keda_triggers(scaled_object):
+        recorded = rendered_settings.recording_rules(rendered)
+        for trigger in rendered_settings.keda_triggers(scaled_object):
             matchers = dict(re.findall(r'(\w+)="([^"]*)"', trigger.query))
             assert matchers == {"namespace": namespace, "service": service["name"]}
             assert service["namespace"] == namespace
@@ -53,22 +53,24 @@ def test_scaled_object_queries_select_its_own_namespace_and_service(rendered: Re
 
 def component_manifests(name: str) -> Render:
     overlay = KUSTOMIZE_DIR / "overlays" / f"cpu-{name}"
-    return manifests.render(overlay)
+    return rendered_settings.render(overlay)
 
 
 def test_keda_and_hpa_components_carry_the_same_policy() -> None:
-    hpa = manifests.hpa_spec(component_manifests("hpa"))
-    keda = manifests.keda_hpa_spec(component_manifests("keda").one("ScaledObject", "triton"))
+    hpa = rendered_settings.hpa_spec(component_manifests("hpa"))
+    keda = rendered_settings.keda_hpa_spec(
+        component_manifests("keda").one("ScaledObject", "triton")
+    )
     assert (keda.min_replicas, keda.max_replicas) == (hpa.min_replicas, hpa.max_replicas)
     assert keda.behavior == hpa.behavior
     assert [m.target for m in keda.metrics] == [m.target for m in hpa.metrics]
 
 
 def test_adapter_query_is_filled_as_the_adapter_fills_it() -> None:
-    rules = {r.metric_name: r for r in manifests.adapter_rules(component_manifests("hpa"))}
+    rules = {r.metric_name: r for r in rendered_settings.adapter_rules(component_manifests("hpa"))}
     queue = rules["triton_queue_time_per_request_us"]
-    one = manifests.fill_adapter_query(queue, "inference", ["triton-a"])
-    several = manifests.fill_adapter_query(queue, "inference", ["triton-a", "triton-b"])
+    one = rendered_settings.fill_adapter_query(queue, "inference", ["triton-a"])
+    several = rendered_settings.fill_adapter_query(queue, "inference", ["triton-a", "triton-b"])
     assert one == (
         "max by (pod) (namespace_service_pod:triton_queue_time_per_request_us:rate1m"
         '{namespace="inference",pod="triton-a"})'
@@ -83,5 +85,7 @@ def test_helm_values_carry_the_rendered_rules(capsys: pytest.CaptureFixture[str]
     assert main(["adapter-values", str(overlay)]) == 0
     values = yaml.safe_load(capsys.readouterr().out)
     assert values == {
-        "rules": {"custom": manifests.adapter_config(manifests.render(overlay))["rules"]}
+        "rules": {
+            "custom": rendered_settings.adapter_config(rendered_settings.render(overlay))["rules"]
+        }
     }

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from inference_tools.autoscaling import calibrate, manifests
+from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.calibrate import LevelResult
-from inference_tools.autoscaling.calibrate_command import CALIBRATION_POD
 from inference_tools.autoscaling.quantity import parse_quantity
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
-from inference_tools.benchmarking.dataset import generate_texts, triton_input_data, write_json
-from inference_tools.benchmarking.perf_analyzer import LoadLevel, PerfAnalyzerSettings
+from inference_tools.commands.autoscaling.calibrate import CALIBRATION_POD
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import KUSTOMIZE_DIR, PROJECT_ROOT
+from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
+from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 from prometheus_api_client import PrometheusConnect
 
@@ -53,7 +53,7 @@ def test_crossing_refuses_objectives_outside_the_measured_range() -> None:
 
 
 def test_windows_of_the_rendered_rules_stretch_to_the_level() -> None:
-    expressions = calibrate.signal_expressions(manifests.render(CPU_HPA))
+    expressions = calibrate.signal_expressions(rendered_settings.render(CPU_HPA))
     stretched = calibrate.over_window(expressions["queue"], 42.4)
     assert "[1m]" in expressions["queue"] and "[1m]" not in stretched
     assert stretched.count("[42s]") == expressions["queue"].count("[1m]")
@@ -82,12 +82,14 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
             }
         )
     )
-    rendered = manifests.render(deploy)
+    rendered = rendered_settings.render(deploy)
     assert component.is_dir()
     if overlay == CPU_HPA:
-        targets = [m.target for m in manifests.hpa_spec(rendered).metrics]
+        targets = [m.target for m in rendered_settings.hpa_spec(rendered).metrics]
     else:
-        targets = [t.threshold for t in manifests.keda_triggers(rendered.one("ScaledObject"))]
+        targets = [
+            t.threshold for t in rendered_settings.keda_triggers(rendered.one("ScaledObject"))
+        ]
     assert targets == [pytest.approx(20000.0), pytest.approx(3.2)]
     assert parse_quantity("3200m") == pytest.approx(3.2)
 
@@ -98,7 +100,7 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
 def test_real_sweep_reads_both_signals_through_prometheus(
     triton_server: LocalTritonServer, tmp_path: Path
 ) -> None:
-    rendered = manifests.render(CPU_HPA)
+    rendered = rendered_settings.render(CPU_HPA)
     expressions = calibrate.signal_expressions(rendered)
     config = {
         "global": {"scrape_interval": "1s"},

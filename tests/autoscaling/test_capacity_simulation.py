@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from inference_tools.autoscaling import manifests
+from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling import simulator as sim
 from inference_tools.autoscaling.hpa import HPASpec
-from inference_tools.autoscaling.simulate_command import LABEL, queue_policy
+from inference_tools.commands.autoscaling.simulate import LABEL, queue_policy
 from inference_tools.paths import KUSTOMIZE_DIR
 
 SERVICE = sim.ServiceTimes((1, 2, 4, 8, 16), (0.010, 0.014, 0.022, 0.040, 0.090))
@@ -19,7 +19,9 @@ SERVICE = sim.ServiceTimes((1, 2, 4, 8, 16), (0.010, 0.014, 0.022, 0.040, 0.090)
 
 @pytest.fixture(scope="module")
 def hpa() -> HPASpec:
-    return manifests.hpa_spec(manifests.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa"))
+    return rendered_settings.hpa_spec(
+        rendered_settings.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa")
+    )
 
 
 def first_scale_out(result: sim.SimulationResult, minimum: int) -> float | None:

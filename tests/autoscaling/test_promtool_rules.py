@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from inference_tools.autoscaling import manifests
+from inference_tools.autoscaling import rendered_settings
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY
 
 PROMTOOL_TESTS = Path(__file__).parent / "promtool"
@@ -22,7 +22,7 @@ needs_promtool = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def rule_file() -> dict:
-    return manifests.prometheus_rule_file(manifests.render(OVERLAY))
+    return rendered_settings.prometheus_rule_file(rendered_settings.render(OVERLAY))
 
 
 @needs_promtool

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inference_tools import manifests
-from inference_tools.manifests import Render
+from inference_tools.manifests import validation
+from inference_tools.manifests.validation import Render
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def k8s_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def all_renders(k8s_work_dir: Path) -> list[Render]:
-    return manifests.render_all(k8s_work_dir)
+    return validation.render_all(k8s_work_dir)
 
 
 @pytest.fixture(scope="session")

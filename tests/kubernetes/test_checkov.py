@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from inference_tools import manifests
-from inference_tools.manifests import PROJECT_ROOT, CheckovFinding, Render
+from inference_tools.manifests import validation
+from inference_tools.manifests.validation import PROJECT_ROOT, CheckovFinding, Render
 
 pytestmark = pytest.mark.kubernetes
 EXCEPTIONS_DOC = PROJECT_ROOT / "docs" / "security-exceptions.md"
@@ -17,7 +17,7 @@ EXCEPTION_ROW = re.compile(r"^\| (CKV_[A-Z0-9_]+) [^|]*\| (\w+) `([^`]+)` \|", r
 
 @pytest.fixture(scope="module")
 def findings(overlays: list[Render], k8s_work_dir: Path) -> list[CheckovFinding]:
-    return manifests.run_checkov(overlays, k8s_work_dir)
+    return validation.run_checkov(overlays, k8s_work_dir)
 
 
 def test_checkov_finds_no_failed_check_in_any_overlay(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from inference_tools.manifests import PROJECT_ROOT, Render
+from inference_tools.manifests.validation import PROJECT_ROOT, Render
 
 from tests.kubernetes.pod import (
     container,

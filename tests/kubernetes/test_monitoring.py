@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from inference_tools import manifests
-from inference_tools.manifests import Render
+from inference_tools.manifests import validation
+from inference_tools.manifests.validation import Render
 
 pytestmark = pytest.mark.kubernetes
 # Grafana's template variables, replaced by values PromQL accepts.
@@ -24,20 +24,20 @@ def test_prometheus_rules_of_every_render_pass_promtool(
 ) -> None:
     checked = 0
     for render in all_renders:
-        groups = manifests.rule_groups(render)
+        groups = validation.rule_groups(render)
         checked += bool(groups)
         work = tmp_path / render.name.replace(":", "-")
         work.mkdir()
-        assert manifests.promtool_check_rules(groups, work) == [], render.name
+        assert validation.promtool_check_rules(groups, work) == [], render.name
     assert checked, "no render has a PrometheusRule"
 
 
 def test_promtool_check_rejects_a_broken_expression(
     renders_by_name: dict[str, Render], tmp_path: Path
 ) -> None:
-    groups = manifests.rule_groups(renders_by_name["gpu"])
+    groups = validation.rule_groups(renders_by_name["gpu"])
     broken = [{"name": "broken", "rules": [{"alert": "Broken", "expr": "sum by (model (up)"}]}]
-    assert manifests.promtool_check_rules(groups + broken, tmp_path) != []
+    assert validation.promtool_check_rules(groups + broken, tmp_path) != []
 
 
 def _dashboard(render: Render) -> dict:
@@ -60,7 +60,7 @@ def test_dashboard_queries_are_valid_promql(
         assert "$" not in expression, f"unknown dashboard variable in {expression}"
         # promtool parses expressions only inside rules: one recording rule per query.
         rules.append({"record": f"dashboard:query_{index}", "expr": expression})
-    assert manifests.promtool_check_rules([{"name": "dashboard", "rules": rules}], tmp_path) == []
+    assert validation.promtool_check_rules([{"name": "dashboard", "rules": rules}], tmp_path) == []
 
 
 def test_dashboard_uses_only_metrics_triton_exports(renders_by_name: dict[str, Render]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from inference_tools.manifests import Render
+from inference_tools.manifests.validation import Render
 from inference_tools.paths import MODEL_REPOSITORY, work_dir
 from inference_tools.triton_runtime import prepare_runtime
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 
 import pytest
-from inference_tools import manifests
-from inference_tools.manifests import Render
+from inference_tools.manifests import validation
+from inference_tools.manifests.validation import Render
 
 pytestmark = pytest.mark.kubernetes
 
 
 def test_every_overlay_and_component_renders(all_renders: list[Render]) -> None:
-    overlay_dirs = manifests.kustomizations(manifests.OVERLAYS_DIR)
-    component_dirs = manifests.kustomizations(manifests.COMPONENTS_DIR)
+    overlay_dirs = validation.kustomizations(validation.OVERLAYS_DIR)
+    component_dirs = validation.kustomizations(validation.COMPONENTS_DIR)
     names = {r.name for r in all_renders}
     assert {d.name for d in overlay_dirs} <= names
     assert {f"component:{d.name}" for d in component_dirs} <= names
@@ -26,7 +26,7 @@ def test_the_production_and_local_overlays_exist(renders_by_name: dict[str, Rend
 
 
 def test_every_component_has_a_readme() -> None:
-    for component in manifests.kustomizations(manifests.COMPONENTS_DIR):
+    for component in validation.kustomizations(validation.COMPONENTS_DIR):
         readme = component / "README.md"
         assert readme.is_file(), f"{component.name} has no README.md"
         assert "Turn it on" in readme.read_text(), f"{readme}: say how to turn it on"
@@ -35,8 +35,8 @@ def test_every_component_has_a_readme() -> None:
 def test_core_resources_pass_strict_schemas_of_two_minor_versions(
     all_renders: list[Render],
 ) -> None:
-    assert len(manifests.KUBERNETES_VERSIONS) >= 2
-    problems = [p for render in all_renders for p in manifests.validate_core(render)]
+    assert len(validation.KUBERNETES_VERSIONS) >= 2
+    problems = [p for render in all_renders for p in validation.validate_core(render)]
     assert problems == []
 
 
@@ -46,14 +46,14 @@ def test_strict_schema_validation_catches_an_unknown_field(overlays: list[Render
     deployment = broken.one("Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {}}
     deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
-    problems = manifests.validate_core(broken)
+    problems = validation.validate_core(broken)
     assert any("livenesProbe" in p for p in problems), problems
 
 
 def test_custom_resources_match_their_upstream_crds(all_renders: list[Render]) -> None:
-    kinds = {r["kind"] for _, r in manifests.custom_resources(all_renders)}
+    kinds = {r["kind"] for _, r in validation.custom_resources(all_renders)}
     assert {"ServiceMonitor", "PrometheusRule", "HTTPRoute", "GRPCRoute"} <= kinds
-    assert manifests.validate_custom_in(all_renders) == []
+    assert validation.validate_custom_in(all_renders) == []
 
 
 def test_crd_validation_catches_wrong_enums_and_unknown_fields(
@@ -64,7 +64,7 @@ def test_crd_validation_catches_wrong_enums_and_unknown_fields(
     route["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"  # Gateway API: PathPrefix
     monitor = copy.deepcopy(gpu.one("ServiceMonitor"))
     monitor["spec"]["endpoints"][0]["scrapeInterval"] = "15s"  # the field is `interval`
-    results = manifests.validate_custom([route, monitor])
+    results = validation.validate_custom([route, monitor])
     route_errors, monitor_errors = (r["errors"] for r in results)
     assert any("allowed values" in e for e in route_errors), route_errors
     assert any("scrapeInterval" in e for e in monitor_errors), monitor_errors

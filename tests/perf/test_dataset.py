@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from inference_tools.benchmarking import dataset
-from inference_tools.benchmarking.command import PERF_JOB_INPUT_DATA
-from inference_tools.benchmarking.results import level_from_filename
+from inference_tools.commands.perf import PERF_JOB_INPUT_DATA
+from inference_tools.perf import dataset
+from inference_tools.perf.results import level_from_filename
 
 from python_backend.tokenization import bucket_length
 

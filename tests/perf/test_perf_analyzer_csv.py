@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from inference_tools.benchmarking.perf_analyzer import (
+from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     PerfAnalyzerError,
     PerfAnalyzerSettings,
     parse_report,
 )
-from inference_tools.benchmarking.results import level_from_filename, read_measurements
+from inference_tools.perf.results import level_from_filename, read_measurements
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 import pytest
-from inference_tools.benchmarking.command import DEFAULT_OUT
-from inference_tools.benchmarking.report import write_report
-from inference_tools.benchmarking.suite import SuiteOptions, run_suite, smoke
+from inference_tools.commands.perf import DEFAULT_OUT
+from inference_tools.perf.report import write_report
+from inference_tools.perf.suite import SuiteOptions, run_suite, smoke
 from matplotlib import image
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

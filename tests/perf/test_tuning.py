@@ -10,7 +10,8 @@ import csv
 from pathlib import Path
 
 import pytest
-from inference_tools.benchmarking.tuning import (
+from inference_tools.model_config import read_model_config
+from inference_tools.perf.tuning import (
     TUNING_CSV,
     TUNING_MD,
     Sample,
@@ -22,7 +23,6 @@ from inference_tools.benchmarking.tuning import (
     run_tuning,
     variant_repository,
 )
-from inference_tools.model_config import read_model_config
 
 
 def test_variants_parse_and_refuse_nonsense() -> None:

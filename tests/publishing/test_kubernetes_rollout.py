@@ -1,7 +1,7 @@
 """The cluster path with the official `kubernetes` client and its API objects.
 
-No cluster runs here: a stand-in API server (fake_kube_api) answers the client over HTTP with
-V1Deployment and V1PodList objects and forwards pod-proxy requests to the real local Triton.
+No cluster runs here: a stand-in API server (tests/fakes/kube_api.py) answers the client over HTTP
+with V1Deployment and V1PodList objects and forwards pod-proxy requests to the real local Triton.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from inference_tools.publishing.sources import read_model_source
 from inference_tools.publishing.stores import LocalFolderStore
 from kubernetes import client
 
+from tests.fakes.kube_api import FakeKubeApi, triton_deployment, triton_pod
 from tests.publishing.conftest import ADMIN_KEY
-from tests.publishing.fake_kube_api import FakeKubeApi, triton_deployment, triton_pod
 from tests.publishing.load import infer_once
 from tests.publishing.models import scaler_folder, tree_digest
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from inference_tools.reliability.manifest import PodLifecycle, pod_lifecycle
 from inference_tools.reliability.nginx import NginxMissing, nginx_binary
-
-# The server tests' client factory, for tests here that use the session's server too.
-from tests.server.conftest import connect  # noqa: F401
+from inference_tools.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
 
 
 @pytest.fixture(scope="session")

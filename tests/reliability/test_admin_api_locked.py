@@ -17,7 +17,7 @@ from inference_tools.local_server import LocalTritonServer
 from inference_tools.reliability.cluster import TEST_ADMIN_KEY, replica_flags
 from tritonclient.utils import InferenceServerException
 
-from tests.server.helpers import MODEL, embed
+from tests.clients import MODEL, embed
 
 pytestmark = pytest.mark.server
 
@@ -116,7 +116,7 @@ def test_grpc_admin_call_needs_the_header(locked_server, category):
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_inference_health_and_metadata_stay_open(locked_server, protocol):
-    from tests.server.helpers import client_for
+    from tests.clients import client_for
 
     client = client_for(locked_server, protocol)
     try:

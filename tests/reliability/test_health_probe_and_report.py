@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
-from inference_tools import health_probe
 from inference_tools.local_server import free_port
 from inference_tools.reliability.report import ScenarioResult, write_reports
+from pod_hooks import health_probe
 
 
 @pytest.mark.server

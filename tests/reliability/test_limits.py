@@ -10,7 +10,7 @@ import pytest
 from inference_tools.model_config import read_model_config
 from tritonclient.utils import InferenceServerException
 
-from tests.server.helpers import PROTOCOLS, embed
+from tests.clients import PROTOCOLS, embed
 
 pytestmark = pytest.mark.server
 

@@ -17,7 +17,7 @@ import tritonclient.grpc.service_pb2 as service_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.server.helpers import MODEL, embed
+from tests.clients import MODEL, embed
 
 pytestmark = pytest.mark.server
 

@@ -22,16 +22,16 @@ from typing import Any
 
 from prometheus_api_client import PrometheusConnect
 
-from inference_tools.autoscaling import manifests
+from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.quantity import format_quantity
-from inference_tools.benchmarking.perf_analyzer import (
+from inference_tools.manifests.validation import Render
+from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     Measurement,
     PerfAnalyzerError,
     PerfAnalyzerSettings,
     run_level,
 )
-from inference_tools.manifests import Render
 
 LOG = logging.getLogger(__name__)
 QUEUE_RULE = "namespace_service_pod:triton_queue_time_per_request_us:rate1m"
@@ -78,7 +78,7 @@ def over_window(expression: str, seconds: float) -> str:
 
 
 def signal_expressions(rendered: Render) -> dict[str, str]:
-    recorded = manifests.recording_rules(rendered)
+    recorded = rendered_settings.recording_rules(rendered)
     missing = {QUEUE_RULE, PENDING_RULE} - set(recorded)
     if missing:
         raise CalibrationError(f"the rendered PrometheusRule lacks {sorted(missing)}")
@@ -216,7 +216,7 @@ def component_files(
     patches: list[dict[str, Any]] = [
         {
             "target": {"group": "autoscaling", "kind": "HorizontalPodAutoscaler", "name": "triton"},
-            "patch": manifests.dump_yaml(
+            "patch": rendered_settings.dump_yaml(
                 [
                     {
                         "op": "replace",
@@ -233,7 +233,7 @@ def component_files(
         },
         {
             "target": {"group": "keda.sh", "kind": "ScaledObject", "name": "triton"},
-            "patch": manifests.dump_yaml(
+            "patch": rendered_settings.dump_yaml(
                 [
                     {
                         "op": "replace",
@@ -259,7 +259,7 @@ def component_files(
         "# pending requests, as in components/autoscaling-hpa and autoscaling-keda. A patch\n"
         "# whose target is absent (HPA or ScaledObject) changes nothing.\n"
     )
-    return {"kustomization.yaml": comment + note + manifests.dump_yaml(body)}
+    return {"kustomization.yaml": comment + note + rendered_settings.dump_yaml(body)}
 
 
 def write_component(files: Mapping[str, str], directory: Path) -> Path:

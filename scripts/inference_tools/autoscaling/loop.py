@@ -28,12 +28,12 @@ from typing import Any
 
 from prometheus_api_client import PrometheusConnect
 
-from inference_tools.autoscaling import manifests
+from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.hpa import HorizontalPodAutoscaler, HPASpec, Observation, Pod
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
-from inference_tools.benchmarking.dataset import generate_texts, triton_input_data, write_json
-from inference_tools.benchmarking.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
+from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 from inference_tools.triton_runtime import perf_analyzer_env
 
@@ -207,12 +207,14 @@ def run_loop(
     out_dir: Path,
     on_row: Callable[[LoopRow], None] | None = None,
 ) -> LoopResult:
-    hpa_rendered = manifests.render(settings.hpa_kustomization)
+    hpa_rendered = rendered_settings.render(settings.hpa_kustomization)
     keda_rendered = (
-        manifests.render(settings.keda_kustomization) if settings.keda_kustomization else None
+        rendered_settings.render(settings.keda_kustomization)
+        if settings.keda_kustomization
+        else None
     )
-    hpa_spec = manifests.hpa_spec(hpa_rendered)
-    adapter_rules = manifests.adapter_rules(hpa_rendered)
+    hpa_spec = rendered_settings.hpa_spec(hpa_rendered)
+    adapter_rules = rendered_settings.adapter_rules(hpa_rendered)
     deployment = hpa_rendered.one("Deployment")
     namespace = deployment["metadata"].get("namespace", "default")
     real_pod = f"{deployment['metadata']['name']}-local-0"
@@ -230,7 +232,7 @@ def run_loop(
         ),
     }
     rule_file = _with_interval(
-        manifests.prometheus_rule_file(hpa_rendered), f"{settings.scrape_interval_s}s"
+        rendered_settings.prometheus_rule_file(hpa_rendered), f"{settings.scrape_interval_s}s"
     )
     queue_metric, pending_metric = (m.name for m in hpa_spec.metrics)
     result = LoopResult(
@@ -253,17 +255,19 @@ def run_loop(
         keda_queries: dict[str, str] = {}
         if keda_rendered is not None:
             scaled_object = keda_rendered.one("ScaledObject")
-            result.keda = manifests.keda_hpa_spec(scaled_object)
+            result.keda = rendered_settings.keda_hpa_spec(scaled_object)
             keda = ClosedLoopAutoscaler(
                 result.keda, real_pod, f"{deployment['metadata']['name']}-keda"
             )
-            keda_queries = {t.name: t.query for t in manifests.keda_triggers(scaled_object)}
+            keda_queries = {t.name: t.query for t in rendered_settings.keda_triggers(scaled_object)}
 
         def adapter_observations(pods: list[Pod]) -> dict[str, Observation]:
             names = [p.name for p in pods]
             return {
                 rule.metric_name: _per_pod(
-                    _vector(prometheus, manifests.fill_adapter_query(rule, namespace, names))
+                    _vector(
+                        prometheus, rendered_settings.fill_adapter_query(rule, namespace, names)
+                    )
                 )
                 for rule in adapter_rules
             }

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from inference_tools.autoscaling.simulator import ServiceTimes
-from inference_tools.benchmarking.dataset import generate_texts
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.perf.dataset import generate_texts
 from inference_tools.triton_metrics import scrape_per_model
 
 ENTRY_MODEL = "text_embedding"

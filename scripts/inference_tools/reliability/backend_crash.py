@@ -8,7 +8,7 @@ periods and thresholds:
 - liveness: after `failureThreshold` failed probes the container is restarted (preStop drain,
   SIGTERM, grace period, a fresh process, startup and readiness probes, back in the endpoints).
 
-`canary=True` probes with `inference_tools.health_probe` (a real inference request);
+`canary=True` probes with `pod_hooks.health_probe` (a real inference request);
 `canary=False` probes Triton's own /v2/health/ready and /v2/health/live, which is the control:
 on 2.51 both keep answering 200 with a dead stub, so nothing is ever detected.
 Probes fire half a period after the kill: the average phase of a periodic probe.
@@ -23,7 +23,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from inference_tools.health_probe import ProbeResult, check_ready, probe
+from pod_hooks.health_probe import ProbeResult, check_ready, probe
+
 from inference_tools.reliability.cluster import (
     Endpoints,
     Replica,
@@ -33,8 +34,8 @@ from inference_tools.reliability.cluster import (
     wait_until_ready,
 )
 from inference_tools.reliability.load import ClosedLoopLoad
-from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.nginx import NginxProxy
+from inference_tools.reliability.pod_lifecycle import PodLifecycle
 from inference_tools.reliability.processes import stub_pid
 from inference_tools.reliability.report import ScenarioResult
 

@@ -22,12 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference_tools.drain import DrainResult, drain_server
-from inference_tools.health_probe import ProbeResult, probe
+from pod_hooks.drain import DrainResult, drain_server
+from pod_hooks.health_probe import ProbeResult, probe
+
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.reliability.load import ClosedLoopLoad, LoadRecord
-from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.nginx import Endpoint, NginxProxy
+from inference_tools.reliability.pod_lifecycle import PodLifecycle
 
 LOG = logging.getLogger(__name__)
 # Flags that only make sense inside the container (paths, fixed ports) stay out.

@@ -24,8 +24,8 @@ from inference_tools.reliability.cluster import (
     wait_until_ready,
 )
 from inference_tools.reliability.load import ClosedLoopLoad
-from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.nginx import NginxProxy
+from inference_tools.reliability.pod_lifecycle import PodLifecycle
 from inference_tools.reliability.report import ScenarioResult
 
 LOG = logging.getLogger(__name__)

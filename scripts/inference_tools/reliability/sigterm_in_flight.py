@@ -20,7 +20,7 @@ from pathlib import Path
 
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.reliability.load import PROTOCOL_NAMES, LoadRecord, embedder
-from inference_tools.reliability.manifest import PodLifecycle
+from inference_tools.reliability.pod_lifecycle import PodLifecycle
 from inference_tools.reliability.report import ScenarioResult
 
 # The stop begins when the first answer of the burst arrives: the server is then provably at

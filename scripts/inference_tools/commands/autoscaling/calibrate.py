@@ -1,0 +1,155 @@
+"""`inference-tools calibrate`: measure where p95 latency crosses the objective, write targets."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_api_client import PrometheusConnect
+
+from inference_tools.autoscaling import calibrate, rendered_settings
+from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
+from inference_tools.local_server import LocalTritonServer
+from inference_tools.manifests.validation import Render
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
+from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
+from inference_tools.prometheus_runner import LocalPrometheus
+
+DEFAULT_COMPONENT = KUSTOMIZE_DIR / "components" / "autoscaling-calibrated"
+DEFAULT_OUT_DIR = PROJECT_ROOT / "perf" / "results" / "calibration"
+CALIBRATION_POD = "triton-calibration-0"
+
+
+@contextlib.contextmanager
+def target_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
+    """(gRPC URL, metrics URL, description) of the server to load: given, or a local one."""
+    if args.grpc_url:
+        if not args.metrics_url and not args.prometheus_url:
+            raise SystemExit("--grpc-url needs --metrics-url (or --prometheus-url and --pod)")
+        yield args.grpc_url, args.metrics_url or "", f"server at {args.grpc_url}"
+        return
+    from inference_tools.model_artifacts import build_model_artifacts
+
+    build_model_artifacts(MODEL_REPOSITORY)
+    with LocalTritonServer(MODEL_REPOSITORY) as server:
+        # Other work on the machine shifts every number: say how busy it was.
+        load = os.getloadavg()[0]
+        description = (
+            f"the local CPU Triton 2.51, model_repository/ ({os.cpu_count()} cores, "
+            f"load average {load:.1f} at the start)"
+        )
+        yield server.grpc_url, server.metrics_url, description
+
+
+@contextlib.contextmanager
+def prometheus_for(
+    args: argparse.Namespace, metrics_url: str, rendered: Render
+) -> Iterator[tuple[PrometheusConnect, str, str | None]]:
+    """(client, pod, namespace): the cluster's Prometheus for --pod, or a local one."""
+    if args.prometheus_url:
+        if not args.pod:
+            raise SystemExit("--prometheus-url needs --pod (the pod under load)")
+        yield PrometheusConnect(url=args.prometheus_url, disable_ssl=True), args.pod, args.namespace
+        return
+    address = metrics_url.split("/")[2]
+    config = {
+        "global": {"scrape_interval": f"{args.scrape_interval}s"},
+        "scrape_configs": scrape_configs(
+            rendered, [LocalTarget(address, CALIBRATION_POD)], f"{args.scrape_interval}s"
+        ),
+    }
+    with LocalPrometheus(config, work_dir=args.out_dir / "prometheus") as local:
+        yield PrometheusConnect(url=local.url, disable_ssl=True), CALIBRATION_POD, None
+
+
+def run(args: argparse.Namespace) -> int:
+    rendered = rendered_settings.render(args.kustomization)
+    expressions = calibrate.signal_expressions(rendered)
+    levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    input_data = write_json(triton_input_data(generate_texts()), out_dir / "input-data.json")
+    with target_server(args) as (grpc_url, metrics_url, source):
+        settings = PerfAnalyzerSettings(
+            model="text_embedding",
+            url=grpc_url,
+            protocol="grpc",
+            input_data=input_data,
+            measurement_interval_ms=args.measurement_interval_ms,
+            stability_percentage=args.stability_percentage,
+        )
+        with prometheus_for(args, metrics_url, rendered) as (prometheus, pod, namespace):
+            results = calibrate.sweep(
+                settings,
+                levels,
+                prometheus,
+                expressions,
+                pod,
+                out_dir,
+                namespace=namespace,
+                on_level=lambda r: print(
+                    f"{r.level.label:16} {r.throughput_per_s:7.1f}/s  "
+                    f"p95 {r.p95_latency_ms:7.1f} ms  "
+                    f"queue {r.queue_time_per_request_us:9.0f} us  "
+                    f"pending {r.pending_requests:6.2f}",
+                    flush=True,
+                ),
+            )
+    result = calibrate.crossing(results, args.objective_ms, args.headroom)
+    files = calibrate.component_files(result, results, source)
+    directory = calibrate.write_component(files, args.component)
+    print(files["kustomization.yaml"])
+    print(
+        f"written: {directory}/kustomization.yaml (list it under `components:` after the "
+        "autoscaling component)"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="sweep load, find where p95 crosses the objective, write the HPA/KEDA targets",
+        description=(
+            "Sweep the load on one Triton (the local one, or --grpc-url) with perf_analyzer, "
+            "compute the queue time per request and pending requests at each level with the "
+            "rendered recording rules' expressions, interpolate both to where p95 latency "
+            "crosses --objective-ms, and write the targets (times --headroom) as a kustomize "
+            "component with the measurements in a comment."
+        ),
+    )
+    parser.add_argument("--objective-ms", type=float, required=True, help="p95 latency objective")
+    parser.add_argument(
+        "--levels", default="1,2,4,8,16,24,32", help="perf_analyzer concurrencies, comma-separated"
+    )
+    parser.add_argument(
+        "--headroom", type=float, default=0.8, help="targets = value at the crossing x this"
+    )
+    parser.add_argument(
+        "--kustomization",
+        type=Path,
+        default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa",
+        help="overlay whose recording rules and ServiceMonitor to use",
+    )
+    parser.add_argument("--grpc-url", help="host:port of a remote Triton (one pod)")
+    parser.add_argument("--metrics-url", help="its metrics URL, scraped by a local Prometheus")
+    parser.add_argument(
+        "--prometheus-url", help="query this Prometheus (the cluster's) instead of a local one"
+    )
+    parser.add_argument("--pod", help="with --prometheus-url: the pod under load")
+    parser.add_argument("--namespace", help="with --prometheus-url: the pod's namespace")
+    parser.add_argument("--measurement-interval-ms", type=int, default=5000)
+    parser.add_argument(
+        "--stability-percentage",
+        type=float,
+        default=30.0,
+        help="perf_analyzer's; raise it on a busy machine",
+    )
+    parser.add_argument("--scrape-interval", type=int, default=1, help="local Prometheus, s")
+    parser.add_argument("--component", type=Path, default=DEFAULT_COMPONENT)
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.set_defaults(func=run)

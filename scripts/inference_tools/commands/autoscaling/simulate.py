@@ -1,0 +1,139 @@
+"""`inference-tools simulate`: the capacity SIMULATION, fed by measurements of the local Triton."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+
+from inference_tools.autoscaling import rendered_settings
+from inference_tools.autoscaling import simulator as sim
+from inference_tools.autoscaling.service_times import Measurements, measure
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+
+DEFAULT_OUT_DIR = PROJECT_ROOT / "perf" / "results" / "simulation"
+LABEL = "SIMULATION (not measured on a cluster)"
+
+
+def traces(capacity_per_s: float, scale: float = 1.0) -> list[sim.Trace]:
+    """Step, spike and diurnal traces sized against the minimum replicas' capacity."""
+    return [
+        sim.step_trace(0.35 * capacity_per_s, 1.5 * capacity_per_s, duration_s=1200 * scale),
+        sim.spike_trace(
+            0.35 * capacity_per_s,
+            2.0 * capacity_per_s,
+            at_s=180 * scale,
+            length_s=180 * scale,
+            duration_s=900 * scale,
+        ),
+        sim.diurnal_trace(0.2 * capacity_per_s, 2.5 * capacity_per_s, period_s=2400 * scale),
+    ]
+
+
+def queue_policy(
+    model_repository: Path = MODEL_REPOSITORY, model: str = "minilm"
+) -> sim.QueuePolicy:
+    """The bottleneck model's queue policy, as its config.pbtxt sets it (unbounded if absent)."""
+    from inference_tools.model_config import config_as_dict, read_model_config
+
+    config = config_as_dict(read_model_config(model_repository / model / "config.pbtxt"))
+    policy = config.get("dynamic_batching", {}).get("default_queue_policy", {})
+    return sim.QueuePolicy(
+        max_queue_size=int(policy.get("max_queue_size", 0)),
+        timeout_s=int(policy.get("default_timeout_microseconds", 0)) / 1e6,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference_tools.autoscaling.plots import plot_simulation
+
+    out_dir: Path = args.out_dir
+    if args.service_times and args.service_times.is_file():
+        measured = Measurements.load(args.service_times)
+    else:
+        from inference_tools.model_artifacts import build_model_artifacts
+
+        build_model_artifacts(MODEL_REPOSITORY)
+        measured = measure(MODEL_REPOSITORY, machine=f"{os.cpu_count()} CPU cores")
+        measured.save(out_dir / "service-times.json")
+    hpa = rendered_settings.hpa_spec(rendered_settings.render(args.kustomization))
+    service = measured.service_times()
+    startup_s = measured.model_load_seconds + args.node_delay_seconds
+    capacity = service.capacity_per_s() * hpa.min_replicas
+    policy = queue_policy()
+    results = sim.compare(
+        hpa,
+        service,
+        traces(capacity, args.scale),
+        startup_s,
+        args.objective_ms / 1000,
+        policy=policy,
+    )
+    rows = sim.table(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "simulation.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    context = {
+        "label": LABEL,
+        "service_seconds_per_batch": dict(
+            zip(measured.batch_sizes, measured.seconds_per_batch, strict=True)
+        ),
+        "pod_capacity_per_s": round(service.capacity_per_s(), 1),
+        "pod_batch_size": service.max_batch,
+        "queue_policy": {"max_queue_size": policy.max_queue_size, "timeout_s": policy.timeout_s},
+        "startup_seconds": round(startup_s, 1),
+        "model_load_seconds": round(measured.model_load_seconds, 1),
+        "node_delay_seconds": args.node_delay_seconds,
+        "latency_objective_ms": args.objective_ms,
+        "hpa": str(args.kustomization),
+    }
+    markdown = f"**{LABEL}**\n\n" + sim.markdown_table(rows) + "\n"
+    (out_dir / "simulation.md").write_text(markdown)
+    (out_dir / "simulation-context.json").write_text(json.dumps(context, indent=2) + "\n")
+    for trace in {r.trace for r in results}:
+        plot_simulation(
+            [r for r in results if r.trace == trace],
+            out_dir / f"simulation-{trace}.png",
+            f"{LABEL}: {trace} trace, pods start in {startup_s:.0f} s",
+        )
+    print(json.dumps(context, indent=2))
+    print(markdown)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="capacity SIMULATION: replicas, HPA loop, traces, scaling signals compared",
+        description=(
+            "A simulation, not a measurement: pods serve with the batch service times measured "
+            "on the local Triton and start in the measured model load time plus a node/image "
+            "delay; the HPA algorithm with the rendered settings scales them on step, spike and "
+            "diurnal traces, once per scaling signal (the deployed queue time + pending pair, "
+            "each alone, CPU utilisation). Reports p95/p99 latency, seconds over the latency "
+            "objective and replica-seconds as a table and plots."
+        ),
+    )
+    parser.add_argument(
+        "--kustomization", type=Path, default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
+    )
+    parser.add_argument(
+        "--service-times",
+        type=Path,
+        default=DEFAULT_OUT_DIR / "service-times.json",
+        help="measurements to reuse; measured afresh (about 2 minutes) when the file is absent",
+    )
+    parser.add_argument(
+        "--node-delay-seconds",
+        type=float,
+        default=60.0,
+        help="node provisioning and image pull added to the model load time",
+    )
+    parser.add_argument("--objective-ms", type=float, default=500.0, help="p95 latency objective")
+    parser.add_argument("--scale", type=float, default=1.0, help="stretch or shrink the traces")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.set_defaults(func=run)

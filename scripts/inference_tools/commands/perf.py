@@ -1,0 +1,222 @@
+"""`inference-tools perf`: benchmark the served pipeline against its baselines; write the report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+
+DEFAULT_OUT = PROJECT_ROOT / "perf" / "results" / "latest"
+DEFAULT_TUNING_OUT = PROJECT_ROOT / "perf" / "results" / "tuning"
+# The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
+PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
+
+HELP = """\
+Measure text_embedding with perf_analyzer (concurrency sweep, constant and Poisson request
+rates, server-side queue and compute per composing model) and, on the same machine in the same
+run, the in-process pipeline and a FastAPI microservice around it. Writes results.csv,
+breakdown.csv, report.md and two PNG plots into --out.
+
+Examples:
+  inference-tools perf run                              # starts a local server on free ports
+  inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
+  inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
+  inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
+  inference-tools perf tune --variants 2x1,1x2,2x2      # encoder instances x threads
+  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
+"""
+
+TUNE_HELP = """\
+Serve the ensemble once per encoder variant (INSTANCESxTHREADS: instance_group count and ONNX
+Runtime intra_op_thread_count of minilm, nothing else changed), all at once on free ports, and
+measure them in turn, round after round, next to the in-process floor. Writes tuning.md (medians
+and the two ratios of `perf run` that these settings move) and tuning.csv (every sample).
+Run it on the hardware you deploy to, then copy the winner into minilm's config.pbtxt.
+
+Examples:
+  inference-tools perf tune                                  # defaults from the CPU count
+  inference-tools perf tune --variants 16x1,4x4,2x8 --rounds 3
+"""
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "perf",
+        help="benchmark Triton against the in-process and microservice baselines",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="perf_command", metavar="ACTION", required=True)
+
+    run = commands.add_parser("run", help="measure, then write the report")
+    run.add_argument(
+        "--url",
+        help="Triton to measure (host:port of HTTP or gRPC); default: start a local server",
+    )
+    run.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    run.add_argument(
+        "--metrics-url",
+        help="Triton's metrics endpoint for --collect-metrics (host:port/metrics)",
+    )
+    run.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    run.add_argument(
+        "--duration-ms",
+        type=int,
+        default=4000,
+        help="perf_analyzer measurement window per trial, in ms (default: %(default)s)",
+    )
+    run.add_argument("--concurrency", type=_ints, default=(1, 2, 4, 8, 16, 32))
+    run.add_argument("--microservice-concurrency", type=_ints, default=(1, 2, 4, 8))
+    run.add_argument(
+        "--offered-fractions",
+        type=_floats,
+        default=(0.3, 0.6, 0.9),
+        help="fixed request rates, as fractions of the microservice's capacity",
+    )
+    run.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="measure Triton only (the default when --url is not on this machine)",
+    )
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a short run (about a minute) that exercises every part; its numbers mean little",
+    )
+    run.set_defaults(func=run_command)
+
+    tune = commands.add_parser(
+        "tune",
+        help="compare encoder instance counts and thread settings, served side by side",
+        description=TUNE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tune.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated INSTANCESxTHREADS of the encoder, e.g. 2x1,1x2 "
+        "(default: one thread per core, one instance with every core, and two halves)",
+    )
+    tune.add_argument("--concurrency", type=_ints, default=(1, 16))
+    tune.add_argument("--rounds", type=int, default=2, help="(default: %(default)s)")
+    tune.add_argument(
+        "--duration-ms", type=int, default=4000, help="perf_analyzer window (default: %(default)s)"
+    )
+    tune.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    tune.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
+    tune.set_defaults(func=tune_command)
+
+    data = commands.add_parser(
+        "dataset", help="write the data set as perf_analyzer --input-data JSON (reproducible)"
+    )
+    data.add_argument("output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA)
+    data.set_defaults(func=dataset_command)
+
+    report = commands.add_parser("report", help="write the report of an existing results folder")
+    report.add_argument("results", type=Path)
+    report.set_defaults(func=report_command)
+
+
+def _is_local(url: str | None) -> bool:
+    return url is None or url.split(":")[0] in ("127.0.0.1", "localhost", "[::1]")
+
+
+def _prepare_local_servers(model_repository: Path) -> None:
+    """Build the project's model artefacts if they are what will be served, and make SIGTERM
+    unwind (SystemExit) so that a stopped run still stops the servers it started."""
+    if model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        from inference_tools.model_artifacts import build_model_artifacts
+
+        build_model_artifacts(model_repository)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from inference_tools.perf.suite import SuiteOptions, run_suite, smoke
+
+    options = SuiteOptions(
+        out_dir=args.out.resolve(),
+        model_repository=args.model_repository.resolve(),
+        url=args.url,
+        protocol=args.protocol,
+        metrics_url=args.metrics_url,
+        concurrency=args.concurrency,
+        microservice_concurrency=args.microservice_concurrency,
+        offered_fractions=args.offered_fractions,
+        measurement_interval_ms=args.duration_ms,
+        baselines=not args.no_baselines and _is_local(args.url),
+        command=shlex.join(["inference-tools", *sys.argv[1:]]),
+    )
+    if args.smoke:
+        options = smoke(options)
+    _prepare_local_servers(args.model_repository)
+    report = run_suite(options)
+    print(f"report: {report.markdown}")
+    for ratio in report.ratios:
+        value = "not measured" if ratio.value is None else f"{ratio.value:.2f}x"
+        print(f"  {ratio.title}: {value} (target {ratio.target_text})")
+    return 0
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    from inference_tools.perf.tuning import (
+        TUNING_MD,
+        TuningOptions,
+        Variant,
+        default_variants,
+        run_tuning,
+    )
+
+    try:
+        variants = (
+            [Variant.parse(part) for part in args.variants.split(",") if part.strip()]
+            if args.variants
+            else default_variants()
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _prepare_local_servers(args.model_repository)
+    out = args.out.resolve()
+    run_tuning(
+        TuningOptions(
+            out_dir=out,
+            model_repository=args.model_repository.resolve(),
+            variants=tuple(dict.fromkeys(variants)),
+            concurrency=args.concurrency,
+            rounds=args.rounds,
+            measurement_interval_ms=args.duration_ms,
+        )
+    )
+    print((out / TUNING_MD).read_text())
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from inference_tools.perf.report import write_report
+
+    report = write_report(args.results)
+    print(f"report: {report.markdown}")
+    return 0
+
+
+def dataset_command(args: argparse.Namespace) -> int:
+    from inference_tools.perf import dataset
+
+    path = dataset.write_json(dataset.triton_input_data(dataset.generate_texts()), args.output)
+    print(f"wrote {path}")
+    return 0

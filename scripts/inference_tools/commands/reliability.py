@@ -1,0 +1,140 @@
+"""`inference-tools reliability`: the fault scenarios at full length, and their summary table."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inference_tools.paths import MODEL_REPOSITORY, work_dir
+from inference_tools.reliability import (
+    backend_crash,
+    overload,
+    rolling_restart,
+    sigterm_in_flight,
+    soak,
+)
+from inference_tools.reliability.pod_lifecycle import DEFAULT_OVERLAY, PodLifecycle, pod_lifecycle
+from inference_tools.reliability.report import ScenarioResult, markdown_table, write_reports
+
+LOG = logging.getLogger(__name__)
+
+HELP = """\
+Run every fault scenario against real local Triton servers, with the shutdown sequence and
+probe timings read from the rendered Kubernetes manifests, and write the summary table
+(Markdown and CSV). Each scenario that shows a protection working is paired with a control run
+without it, which must fail: that is how the table shows the tests can tell the difference.
+
+Takes about 15 minutes with the default soak; needs nginx (make system-deps) and kubectl.
+
+Example:
+  inference-tools reliability                         # all, 10-minute soak
+  inference-tools reliability --soak-minutes 60 --only soak
+"""
+
+Scenario = Callable[[Path, PodLifecycle, argparse.Namespace], ScenarioResult]
+
+
+def _scenarios() -> dict[str, list[Scenario]]:
+    return {
+        "rolling-restart": [
+            lambda repo, life, args: rolling_restart.run(
+                repo, life, replicas=2, workers_per_protocol=4
+            ),
+            lambda repo, life, args: rolling_restart.run(
+                repo, life, replicas=2, replacements=1, pre_stop=False, workers_per_protocol=4
+            ),
+        ],
+        "stop-in-flight": [
+            lambda repo, life, args: sigterm_in_flight.run(repo, life),
+            lambda repo, life, args: sigterm_in_flight.run(
+                repo, life, drain=False, protocols=("grpc",)
+            ),
+        ],
+        "backend-crash": [
+            lambda repo, life, args: backend_crash.run(repo, life, canary=True),
+            lambda repo, life, args: backend_crash.run(
+                repo, life, canary=False, observe_s=life.liveness.detection_s + 10
+            ),
+        ],
+        "overload": [
+            lambda repo, life, args: overload.run(repo, duration_s=60.0),
+            lambda repo, life, args: overload.run(repo, duration_s=30.0, queue_limits=False),
+        ],
+        "model-store": [_model_store],
+        "soak": [lambda repo, life, args: soak.run(repo, duration_s=args.soak_minutes * 60)],
+    }
+
+
+def _model_store(repo: Path, life: PodLifecycle, args: argparse.Namespace) -> ScenarioResult:
+    from inference_tools.reliability import model_store
+
+    return model_store.run()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reliability",
+        help="run the fault and overload scenarios and write the summary table",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model-repository", type=Path, default=MODEL_REPOSITORY, help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--overlay",
+        default=DEFAULT_OVERLAY,
+        help="kustomize overlay whose timings to replay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--soak-minutes", type=float, default=10.0, help="soak length (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(_scenarios()),
+        help="run only these scenarios (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for reliability-summary.md/.csv (default: .work/reliability)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    lifecycle = pod_lifecycle(args.overlay)
+    repository = args.model_repository.resolve()
+    results: list[ScenarioResult] = []
+    started = time.monotonic()
+    for name, variants in _scenarios().items():
+        if args.only and name not in args.only:
+            continue
+        for variant in variants:
+            LOG.info("scenario %s ...", name)
+            result = variant(repository, lifecycle, args)
+            LOG.info("%s: %s", result.scenario, result.row()["verdict"])
+            results.append(result)
+    out = args.out or work_dir() / "reliability"
+    preamble = (
+        f"Measured on {platform.node() or 'this machine'} ({platform.machine()}, "
+        f"{_cpu_count()} CPUs), overlay `{args.overlay}`, "
+        f"{(time.monotonic() - started) / 60:.0f} minutes in all."
+    )
+    markdown, table = write_reports(results, out, preamble)
+    print(markdown_table(results))
+    print(f"written: {markdown}, {table}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
