@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.paths import MODEL_REPOSITORY
 
+from tests.checkout import MODEL_REPOSITORY
 from tests.clients import client_for
 
 

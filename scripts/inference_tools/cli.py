@@ -13,9 +13,15 @@ from collections.abc import Sequence
 
 from pod_hooks import drain, health_probe
 
-from inference_tools.commands import build_models, perf, publish, reliability, serve
+from inference_tools.commands import (
+    build_models,
+    perf,
+    publish,
+    reliability,
+    serve,
+    validate_manifests,
+)
 from inference_tools.commands.autoscaling import adapter_values, calibrate, demo, simulate
-from inference_tools.manifests import validation
 
 COMMAND_MODULES = [
     adapter_values,
@@ -24,7 +30,7 @@ COMMAND_MODULES = [
     demo,
     drain,
     health_probe,
-    validation,
+    validate_manifests,
     perf,
     publish,
     reliability,

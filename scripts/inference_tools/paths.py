@@ -1,18 +1,23 @@
-"""Where the project keeps things, relative to the checkout."""
+"""Where the commands look by default: folders relative to the current directory.
+
+The package installs like any other (a wheel has no checkout to look around in), so every
+command takes its folders as options; these defaults fit a command run from the repository's
+root, as the Makefile runs them, or from any folder laid out the same way.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
-KUSTOMIZE_DIR = PROJECT_ROOT / "kustomize"
+MODEL_REPOSITORY = Path("model_repository")
+KUSTOMIZE_DIR = Path("kustomize")
+RESULTS_DIR = Path("perf") / "results"
 
 
 def work_dir() -> Path:
-    """Project-local scratch folder for the prepared Triton runtime, logs and reports.
+    """Scratch folder for the prepared Triton runtime, logs and reports: `.work/` here.
 
     `INFERENCE_TOOLS_WORK_DIR` moves it (for example to a tmpfs); it is never inside site-packages.
     """
-    return Path(os.environ.get("INFERENCE_TOOLS_WORK_DIR", PROJECT_ROOT / ".work"))
+    return Path(os.environ.get("INFERENCE_TOOLS_WORK_DIR", ".work")).resolve()

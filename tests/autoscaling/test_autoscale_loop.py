@@ -7,10 +7,13 @@ import csv
 from pathlib import Path
 
 import pytest
+from inference_tools.autoscaling.local_loop import loop_kustomizations
 from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
 from inference_tools.autoscaling.plots import plot_loop
-from inference_tools.commands.autoscaling.demo import LOOP_KUSTOMIZATIONS, summary
+from inference_tools.commands.autoscaling.demo import summary
 from inference_tools.local_server import LocalTritonServer
+
+from tests.checkout import KUSTOMIZE_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -29,9 +32,10 @@ RATE_WINDOW_S = 60
 @pytest.fixture(scope="module")
 def loop(triton_server: LocalTritonServer, tmp_path_factory: pytest.TempPathFactory) -> LoopResult:
     out_dir = tmp_path_factory.mktemp("autoscale-loop")
+    kustomizations = loop_kustomizations(KUSTOMIZE_DIR, out_dir / "kustomize")
     settings = LoopSettings(
-        hpa_kustomization=LOOP_KUSTOMIZATIONS / "hpa",
-        keda_kustomization=LOOP_KUSTOMIZATIONS / "keda",
+        hpa_kustomization=kustomizations["hpa"],
+        keda_kustomization=kustomizations["keda"],
         phases=(
             LoadPhase("low", 1, 20.0),
             LoadPhase("high", 24, 45.0),

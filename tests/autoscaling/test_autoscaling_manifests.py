@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.manifests.validation import Render
-from inference_tools.paths import KUSTOMIZE_DIR
+from inference_tools.manifests.render import Render
+
+from tests.checkout import KUSTOMIZE_DIR
 
 OVERLAYS = sorted(p.parent for p in (KUSTOMIZE_DIR / "overlays").glob("*/kustomization.yaml"))
 

@@ -13,11 +13,12 @@ from inference_tools.autoscaling.quantity import parse_quantity
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.commands.autoscaling.calibrate import CALIBRATION_POD
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.paths import KUSTOMIZE_DIR, PROJECT_ROOT
 from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 from prometheus_api_client import PrometheusConnect
+
+from tests.checkout import CHECKOUT, KUSTOMIZE_DIR
 
 CPU_HPA = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
 CPU_KEDA = KUSTOMIZE_DIR / "overlays" / "cpu-keda"
@@ -69,7 +70,7 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
     )
     component = calibrate.write_component(files, tmp_path / "calibrated")
     # kustomize takes relative paths: reach the repository through a link beside the component.
-    (tmp_path / "repo").symlink_to(PROJECT_ROOT)
+    (tmp_path / "repo").symlink_to(CHECKOUT)
     deploy = tmp_path / "deploy"
     deploy.mkdir()
     (deploy / "kustomization.yaml").write_text(

@@ -12,7 +12,8 @@ from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling import simulator as sim
 from inference_tools.autoscaling.hpa import HPASpec
 from inference_tools.commands.autoscaling.simulate import LABEL, queue_policy
-from inference_tools.paths import KUSTOMIZE_DIR
+
+from tests.checkout import KUSTOMIZE_DIR
 
 SERVICE = sim.ServiceTimes((1, 2, 4, 8, 16), (0.010, 0.014, 0.022, 0.040, 0.090))
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY
+
+from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 
 PROMTOOL_TESTS = Path(__file__).parent / "promtool"
 OVERLAY = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inference_tools.manifests import validation
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render, render_all
+
+from tests.checkout import KUSTOMIZE_DIR
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def k8s_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def all_renders(k8s_work_dir: Path) -> list[Render]:
-    return validation.render_all(k8s_work_dir)
+    return render_all(k8s_work_dir, KUSTOMIZE_DIR)
 
 
 @pytest.fixture(scope="session")

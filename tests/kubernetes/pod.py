@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render
 
 Resource = dict[str, Any]
 VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from inference_tools.manifests import validation
-from inference_tools.manifests.validation import PROJECT_ROOT, CheckovFinding, Render
+from inference_tools.manifests.render import Render
+from inference_tools.manifests.validation import CheckovFinding
+
+from tests.checkout import CHECKOUT
 
 pytestmark = pytest.mark.kubernetes
-EXCEPTIONS_DOC = PROJECT_ROOT / "docs" / "security-exceptions.md"
+EXCEPTIONS_DOC = CHECKOUT / "docs" / "security-exceptions.md"
 # A table row: | CKV_K8S_43 (what it checks) | Deployment `triton` | where | reason |
 EXCEPTION_ROW = re.compile(r"^\| (CKV_[A-Z0-9_]+) [^|]*\| (\w+) `([^`]+)` \|", re.MULTILINE)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from inference_tools.manifests.validation import PROJECT_ROOT, Render
+from inference_tools.manifests.render import Render
 
+from tests.checkout import CHECKOUT
 from tests.kubernetes.pod import (
     container,
     deployment,
@@ -23,7 +24,7 @@ from tests.kubernetes.pod import (
 
 pytestmark = pytest.mark.kubernetes
 EXPECTED_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
-KUBERNETES_DOC = PROJECT_ROOT / "docs" / "kubernetes.md"
+KUBERNETES_DOC = CHECKOUT / "docs" / "kubernetes.md"
 # Secrets the deployer creates (never committed); each is explained in docs/kubernetes.md.
 USER_PROVIDED_SECRETS = {
     "triton-admin-key",

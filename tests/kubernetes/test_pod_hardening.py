@@ -6,10 +6,11 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from inference_tools.manifests.validation import Render
-from inference_tools.paths import MODEL_REPOSITORY, work_dir
+from inference_tools.manifests.render import Render
+from inference_tools.paths import work_dir
 from inference_tools.triton_runtime import prepare_runtime
 
+from tests.checkout import MODEL_REPOSITORY
 from tests.kubernetes.pod import (
     UNRESOLVED,
     command_option,

@@ -6,14 +6,16 @@ import copy
 
 import pytest
 from inference_tools.manifests import validation
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render, kustomizations
+
+from tests.checkout import KUSTOMIZE_DIR
 
 pytestmark = pytest.mark.kubernetes
 
 
 def test_every_overlay_and_component_renders(all_renders: list[Render]) -> None:
-    overlay_dirs = validation.kustomizations(validation.OVERLAYS_DIR)
-    component_dirs = validation.kustomizations(validation.COMPONENTS_DIR)
+    overlay_dirs = kustomizations(KUSTOMIZE_DIR / "overlays")
+    component_dirs = kustomizations(KUSTOMIZE_DIR / "components")
     names = {r.name for r in all_renders}
     assert {d.name for d in overlay_dirs} <= names
     assert {f"component:{d.name}" for d in component_dirs} <= names
@@ -26,7 +28,7 @@ def test_the_production_and_local_overlays_exist(renders_by_name: dict[str, Rend
 
 
 def test_every_component_has_a_readme() -> None:
-    for component in validation.kustomizations(validation.COMPONENTS_DIR):
+    for component in kustomizations(KUSTOMIZE_DIR / "components"):
         readme = component / "README.md"
         assert readme.is_file(), f"{component.name} has no README.md"
         assert "Turn it on" in readme.read_text(), f"{readme}: say how to turn it on"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from inference_tools.model_config import config_as_dict, read_model_config
-from inference_tools.paths import MODEL_REPOSITORY
 
+from tests.checkout import MODEL_REPOSITORY
 from tests.python_backend.model_py_loading import load_model_py, triton_args
 
 

@@ -8,11 +8,13 @@ import pytest
 from inference_tools.reliability.nginx import NginxMissing, nginx_binary
 from inference_tools.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
 
+from tests.checkout import KUSTOMIZE_DIR
+
 
 @pytest.fixture(scope="session")
 def lifecycle() -> PodLifecycle:
     """Shutdown and probe timings read from `kubectl kustomize kustomize/overlays/cpu`."""
-    return pod_lifecycle()
+    return pod_lifecycle(kustomize_dir=KUSTOMIZE_DIR)
 
 
 @pytest.fixture(scope="session")

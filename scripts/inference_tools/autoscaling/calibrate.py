@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusConnect
 
 from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.quantity import format_quantity
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     Measurement,

@@ -22,8 +22,9 @@ from inference_tools.autoscaling.hpa import (
     MetricTarget,
 )
 from inference_tools.autoscaling.quantity import parse_quantity
-from inference_tools.manifests import validation
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests import render as rendering
+from inference_tools.manifests.render import Render
+from inference_tools.manifests.validation import rule_groups
 
 Manifest = dict[str, Any]
 
@@ -37,12 +38,12 @@ class ManifestError(RuntimeError):
 
 def render(kustomization_dir: Path) -> Render:
     """`kubectl kustomize DIR`, parsed (the same rendering the manifest validation uses)."""
-    return validation.render(kustomization_dir)
+    return rendering.render(kustomization_dir)
 
 
 def prometheus_rule_file(rendered: Render) -> dict[str, Any]:
     """All PrometheusRule groups as one Prometheus rule file (`groups:`)."""
-    groups = validation.rule_groups(rendered)
+    groups = rule_groups(rendered)
     if not groups:
         raise ManifestError("no PrometheusRule in the rendered output")
     return {"groups": groups}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inference_tools.manifests.validation import Render
+from inference_tools.manifests.render import Render
 
 
 @dataclass(frozen=True)

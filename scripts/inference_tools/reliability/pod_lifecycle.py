@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference_tools.manifests.validation import render
+from inference_tools.manifests.render import render
 from inference_tools.paths import KUSTOMIZE_DIR
 
 DEFAULT_OVERLAY = "cpu"

@@ -13,14 +13,14 @@ from prometheus_api_client import PrometheusConnect
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.manifests.validation import Render
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.manifests.render import Render
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 
 DEFAULT_COMPONENT = KUSTOMIZE_DIR / "components" / "autoscaling-calibrated"
-DEFAULT_OUT_DIR = PROJECT_ROOT / "perf" / "results" / "calibration"
+DEFAULT_OUT_DIR = RESULTS_DIR / "calibration"
 CALIBRATION_POD = "triton-calibration-0"
 
 

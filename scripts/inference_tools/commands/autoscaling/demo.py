@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from inference_tools.autoscaling.local_loop import loop_kustomizations
 from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.paths import MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 
-LOOP_KUSTOMIZATIONS = Path(__file__).resolve().parents[2] / "autoscaling" / "loop_kustomize"
-DEFAULT_OUT_DIR = PROJECT_ROOT / "perf" / "results" / "autoscaling"
+DEFAULT_OUT_DIR = RESULTS_DIR / "autoscaling"
 
 
 def summary(result: LoopResult) -> dict[str, float | int | None]:
@@ -39,10 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from inference_tools.autoscaling.plots import plot_loop
     from inference_tools.model_artifacts import build_model_artifacts
 
-    build_model_artifacts(MODEL_REPOSITORY)
+    out_dir: Path = args.out_dir
+    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
+        build_model_artifacts(args.model_repository)
+    kustomizations = loop_kustomizations(args.kustomize_dir, out_dir / "kustomize")
     settings = LoopSettings(
-        hpa_kustomization=args.hpa_kustomization,
-        keda_kustomization=None if args.no_keda else args.keda_kustomization,
+        hpa_kustomization=args.hpa_kustomization or kustomizations["hpa"],
+        keda_kustomization=None
+        if args.no_keda
+        else args.keda_kustomization or kustomizations["keda"],
         phases=(
             LoadPhase("low", args.low_concurrency, args.low_seconds),
             LoadPhase("high", args.high_concurrency, args.high_seconds),
@@ -51,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         scrape_interval_s=args.scrape_interval,
         sync_period_s=args.sync_period,
     )
-    out_dir: Path = args.out_dir
-    with LocalTritonServer(MODEL_REPOSITORY) as server:
+    with LocalTritonServer(args.model_repository) as server:
         result = run_loop(
             settings,
             server,
@@ -89,8 +93,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "settings. Writes a CSV timeline, a PNG plot and a summary."
         ),
     )
-    parser.add_argument("--hpa-kustomization", type=Path, default=LOOP_KUSTOMIZATIONS / "hpa")
-    parser.add_argument("--keda-kustomization", type=Path, default=LOOP_KUSTOMIZATIONS / "keda")
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="model repository to serve (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--kustomize-dir",
+        type=Path,
+        default=KUSTOMIZE_DIR,
+        help="kustomize folder whose overlays/cpu-hpa and cpu-keda the loop runs "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hpa-kustomization",
+        type=Path,
+        help="another kustomization for the HPA path (default: overlays/cpu-hpa, loop settings)",
+    )
+    parser.add_argument(
+        "--keda-kustomization",
+        type=Path,
+        help="another kustomization for the KEDA path (default: overlays/cpu-keda, loop settings)",
+    )
     parser.add_argument("--no-keda", action="store_true", help="only the HPA path")
     parser.add_argument("--low-concurrency", type=int, default=1)
     parser.add_argument("--low-seconds", type=float, default=30.0)

@@ -11,9 +11,9 @@ from pathlib import Path
 from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling import simulator as sim
 from inference_tools.autoscaling.service_times import Measurements, measure
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 
-DEFAULT_OUT_DIR = PROJECT_ROOT / "perf" / "results" / "simulation"
+DEFAULT_OUT_DIR = RESULTS_DIR / "simulation"
 LABEL = "SIMULATION (not measured on a cluster)"
 
 

@@ -1,0 +1,51 @@
+"""`inference-tools validate-manifests`: render every overlay and validate it offline."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from inference_tools.manifests import validation
+from inference_tools.paths import KUSTOMIZE_DIR
+
+
+def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="validate-manifests-") as work:
+        report = validation.validate_all(
+            Path(work), args.kustomize_dir, args.checkov, args.crd_validation_dir
+        )
+    for check, problems in report.problems.items():
+        print(f"{'FAIL' if problems else 'ok  '} {check}")
+        for problem in problems:
+            print(f"     {problem}")
+    return 0 if report.ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate-manifests",
+        help="render every kustomize overlay and validate it offline (schemas, CRDs, checkov)",
+        description=validation.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--kustomize-dir",
+        type=Path,
+        default=KUSTOMIZE_DIR,
+        help="folder with base/, components/ and overlays/ (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--checkov",
+        type=Path,
+        default=validation.CHECKOV,
+        help="checkov executable; checkov on PATH where it is absent (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--crd-validation-dir",
+        type=Path,
+        default=validation.CRD_VALIDATION_DIR,
+        help="validate.mjs with the CRD models installed beside it by `npm ci` "
+        "(default: the copy in this package)",
+    )
+    parser.set_defaults(func=run)
