@@ -104,15 +104,15 @@ perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads serve
 
 .PHONY: autoscale-demo
 autoscale-demo: setup ## Run the autoscaling loop locally (Triton, Prometheus, perf_analyzer, HPA algorithm); CSV and plot in perf/results/autoscaling
-	$(CLI) autoscale-demo
+	$(CLI) autoscaling demo
 
 .PHONY: calibrate
 calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KEDA targets (components/autoscaling-calibrated)
-	$(CLI) calibrate --objective-ms $(OBJECTIVE_MS) $(CALIBRATE_ARGS)
+	$(CLI) autoscaling calibrate --objective-ms $(OBJECTIVE_MS) $(CALIBRATE_ARGS)
 
 .PHONY: simulate
 simulate: setup ## Capacity SIMULATION of the autoscaled fleet on step/spike/diurnal traces; table and plots in perf/results/simulation
-	$(CLI) simulate --objective-ms $(OBJECTIVE_MS)
+	$(CLI) autoscaling simulate --objective-ms $(OBJECTIVE_MS)
 
 PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))
 

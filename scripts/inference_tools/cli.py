@@ -1,7 +1,10 @@
 """`inference-tools`: the project's single command-line entry point.
 
-Each subcommand lives in its own module that exposes `register(subparsers)`; the parser it adds
-sets `func`, which receives the parsed arguments and returns the exit status.
+Each command lives in `inference_tools/commands/`, in a module named after it (a group of
+commands in a package: `commands/autoscaling/<action>.py` is `inference-tools autoscaling
+<action>`). Each exposes `register(subparsers)`; the parser it adds sets `func`, which receives
+the parsed arguments and returns the exit status. The modules parse options and call the
+feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which hold the logic.
 """
 
 from __future__ import annotations
@@ -11,31 +14,26 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pod_hooks import drain, health_probe
-
 from inference_tools.commands import (
+    autoscaling,
     build_models,
     perf,
+    pod_hooks,
     publish,
     reliability,
     serve,
     validate_manifests,
 )
-from inference_tools.commands.autoscaling import adapter_values, calibrate, demo, simulate
 
 COMMAND_MODULES = [
-    adapter_values,
-    build_models,
-    calibrate,
-    demo,
-    drain,
-    health_probe,
-    validate_manifests,
-    perf,
-    publish,
-    reliability,
     serve,
-    simulate,
+    build_models,
+    validate_manifests,
+    publish,
+    perf,
+    autoscaling,
+    reliability,
+    pod_hooks,
 ]
 
 DESCRIPTION = """\

@@ -240,17 +240,6 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.idle else 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "drain",
-        help="wait until a Triton server has no request in flight (run before stopping it)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-drain", description=__doc__.splitlines()[0])
     add_arguments(parser)

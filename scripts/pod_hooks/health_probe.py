@@ -125,17 +125,6 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.healthy else 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "probe",
-        help="readiness/liveness check with a canary inference request (exit 0: healthy)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="triton-probe", description=__doc__.splitlines()[0])
     add_arguments(parser)

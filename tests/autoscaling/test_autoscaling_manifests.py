@@ -83,7 +83,7 @@ def test_helm_values_carry_the_rendered_rules(capsys: pytest.CaptureFixture[str]
     from inference_tools.cli import main
 
     overlay = KUSTOMIZE_DIR / "overlays" / "gpu-hpa"
-    assert main(["adapter-values", str(overlay)]) == 0
+    assert main(["autoscaling", "adapter-values", str(overlay)]) == 0
     values = yaml.safe_load(capsys.readouterr().out)
     assert values == {
         "rules": {

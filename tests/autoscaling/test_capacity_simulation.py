@@ -1,6 +1,7 @@
 """The capacity simulation's accounting and the behaviour of the signals it compares.
 
-Synthetic service times keep these fast; `inference-tools simulate` feeds it measured ones.
+Synthetic service times keep these fast; `inference-tools autoscaling simulate` feeds it measured
+ones.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`inference-tools adapter-values OVERLAY`: Helm values for prometheus-adapter from the overlay."""
+"""`inference-tools autoscaling adapter-values OVERLAY`: prometheus-adapter Helm values from the
+overlay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`inference-tools calibrate`: measure where p95 latency crosses the objective, write targets."""
+"""`inference-tools autoscaling calibrate`: measure where p95 latency crosses the objective, write
+targets."""
 
 from __future__ import annotations
 

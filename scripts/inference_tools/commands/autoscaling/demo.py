@@ -1,4 +1,5 @@
-"""`inference-tools autoscale-demo`: the autoscaling loop on this machine, with a CSV and a plot."""
+"""`inference-tools autoscaling demo`: the autoscaling loop on this machine, with a CSV and a
+plot."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "autoscale-demo",
+        "demo",
         help="run the autoscaling loop locally: Triton, Prometheus, perf_analyzer, HPA algorithm",
         description=(
             "Serve the model repository with a real Triton, put a stepped load on it with "

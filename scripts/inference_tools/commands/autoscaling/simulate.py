@@ -1,4 +1,5 @@
-"""`inference-tools simulate`: the capacity SIMULATION, fed by measurements of the local Triton."""
+"""`inference-tools autoscaling simulate`: the capacity SIMULATION, fed by measurements of the local
+Triton."""
 
 from __future__ import annotations
 
