@@ -1,6 +1,7 @@
 # The serving image: NVIDIA's Triton Inference Server 24.10 (server 2.51.0, the release the local
 # CPU server runs), plus what the Python-backend models import, the model repository and the
-# preStop drain hook. Build from the repository root: `docker build -t NAME:TAG .`
+# pod hooks (preStop drain, canary probe). Build from the repository root:
+# `docker build -t NAME:TAG .`
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 
 # Stage 1: the model artefacts (ONNX encoder, tokenizer.json) built by the project's own tooling
@@ -31,8 +32,12 @@ ENV PYTHONPATH=/opt/scalable-inference-server/python \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp
 COPY python_backend/ /opt/scalable-inference-server/python/python_backend/
-COPY --chmod=0755 scripts/pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain
-COPY --chmod=0755 scripts/pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe
+# The pod hooks: one stand-alone unit (standard library only), copied whole; the Deployment runs
+# bin/triton-drain (preStop) and bin/triton-probe (readiness, liveness).
+COPY --chmod=0755 scripts/pod_hooks/ /opt/scalable-inference-server/pod_hooks/
+RUN mkdir -p /opt/scalable-inference-server/bin \
+    && ln -s ../pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain \
+    && ln -s ../pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and

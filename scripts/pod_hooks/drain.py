@@ -12,10 +12,10 @@ Triton 2.51 fails ensemble requests that are still inside the server when it is 
    until `deadline_s` (counted from the start) has passed;
 3. return: the caller then sends SIGTERM.
 
-The container runs this file as its preStop hook (the image copies it to
-/opt/scalable-inference-server/bin/triton-drain), and the local tooling calls `drain_server` or
-`inference-tools drain`, so both replay the same sequence. Standard library only: the serving
-image's Python has none of this project's dependencies.
+The container runs this file as its preStop hook (the image copies this unit, scripts/pod_hooks/,
+whole and links /opt/scalable-inference-server/bin/triton-drain to this file), and the local
+tooling calls `drain_server` or `inference-tools drain`, so both replay the same sequence.
+Standard library only: the serving image's Python has none of this project's dependencies.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+# Run as a file (the image's triton-drain, or `python -I drain.py`), the unit's folder is not
+# importable as a package: put the folder that holds it first on sys.path.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pod_hooks.prometheus_text import samples
 
 PENDING_METRIC = "nv_inference_pending_request_count"
 # Counters that move whenever a request or a batch finishes, in any model. Neither they nor the
@@ -69,19 +76,10 @@ def parse_activity(metrics_text: str) -> Activity:
     """Sum the pending gauge and the progress counters over every model and version."""
     pending = 0.0
     progress = 0.0
-    for line in metrics_text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_end = min((i for i in (line.find("{"), line.find(" ")) if i >= 0), default=-1)
-        if name_end < 0:
-            continue
-        name = line[:name_end]
-        if name != PENDING_METRIC and name not in PROGRESS_METRICS:
-            continue
-        value = float(line.rsplit(" ", 1)[1])
+    for name, _labels, value in samples(metrics_text):
         if name == PENDING_METRIC:
             pending += value
-        else:
+        elif name in PROGRESS_METRICS:
             progress += value
     return Activity(pending_requests=pending, progress_count=progress)
 

@@ -13,9 +13,9 @@ answer:
 - any other error, no answer in time, or no server: unhealthy.
 
 With `--check-ready` it first asks `/v2/health/ready` too (models loaded, server not stopping).
-The container runs it as an exec probe (the image copies this file to
-/opt/scalable-inference-server/bin/triton-probe); the local fault scenarios run the same code.
-Standard library only, like triton-drain.
+The container runs it as an exec probe (the image copies this unit, scripts/pod_hooks/, whole and
+links /opt/scalable-inference-server/bin/triton-probe to this file); the local fault scenarios run
+the same code. Standard library only, like triton-drain.
 """
 
 from __future__ import annotations
