@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from python_backend.contract import ATTENTION_MASK, LAST_HIDDEN_STATE
 from python_backend.errors import InvalidInputError
 from python_backend.pooling import mean_pool_normalize
 
-HIDDEN_STATE_INPUT = "last_hidden_state"
-MASK_INPUT = "attention_mask"
+HIDDEN_STATE_INPUT = LAST_HIDDEN_STATE
+MASK_INPUT = ATTENTION_MASK
 
 
 class PoolerModel:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from python_backend.contract import ATTENTION_MASK, INPUT_IDS
+
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2, special tokens included.
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256)
@@ -45,7 +47,7 @@ class EncodedBatch:
     # embedding in, so one tensor fewer travels through the ensemble.
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        return {INPUT_IDS: self.input_ids, ATTENTION_MASK: self.attention_mask}
 
 
 class TextTokenizer:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from python_backend.contract import TEXT
 from python_backend.errors import InvalidInputError
 from python_backend.texts import DEFAULT_MAX_TEXT_BYTES, decode_texts
 from python_backend.tokenization import (
@@ -16,7 +17,7 @@ from python_backend.tokenization import (
     parse_buckets,
 )
 
-TEXT_INPUT = "TEXT"
+TEXT_INPUT = TEXT
 TOKENIZER_FILENAME = "tokenizer.json"
 
 

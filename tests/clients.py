@@ -9,7 +9,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import np_to_triton_dtype
 
-MODEL = "text_embedding"
+from python_backend.contract import EMBEDDING, ENSEMBLE, TEXT
+
+MODEL = ENSEMBLE
 PROTOCOLS = ("http", "grpc")
 
 
@@ -30,7 +32,7 @@ def infer(
     protocol: str,
     inputs: dict[str, np.ndarray],
     model: str = MODEL,
-    output: str = "EMBEDDING",
+    output: str = EMBEDDING,
 ):
     module = httpclient if protocol == "http" else grpcclient
     tensors = []
@@ -44,4 +46,4 @@ def infer(
 
 
 def embed(client, protocol: str, texts: Sequence[str | bytes]) -> np.ndarray:
-    return infer(client, protocol, {"TEXT": text_tensor(texts)})
+    return infer(client, protocol, {TEXT: text_tensor(texts)})

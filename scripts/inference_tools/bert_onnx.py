@@ -33,6 +33,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from inference_tools.atomic_files import atomic_output_path
+from python_backend.contract import ATTENTION_MASK, INPUT_IDS, LAST_HIDDEN_STATE
 
 # LayerNormalization is a standard operator from opset 17; keep the floor so that older ONNX
 # Runtime builds (the one inside the Triton container) load the file too.
@@ -43,9 +44,6 @@ IR_VERSION = 8
 # Bump when the graph changes for the same weights, so that stamped builds are redone.
 BUILDER_VERSION = "1"
 
-INPUT_IDS = "input_ids"
-ATTENTION_MASK = "attention_mask"
-LAST_HIDDEN_STATE = "last_hidden_state"
 BATCH_AXIS = "batch"
 SEQUENCE_AXIS = "sequence"
 # Added to the attention scores of padding tokens: exp() of it underflows to exactly 0 in FP32,

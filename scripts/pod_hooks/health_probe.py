@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_MODEL = "text_embedding"
+# The ensemble's names (python_backend/contract.py; this unit imports nothing outside itself).
+CANARY_INPUT = "TEXT"
 CANARY_TEXT = "health check"
 BUSY_STATUS = 503  # Triton's HTTP status for UNAVAILABLE
 
@@ -70,7 +72,9 @@ def check_ready(base_url: str, timeout_s: float) -> ProbeResult:
 def canary(base_url: str, model: str, timeout_s: float) -> ProbeResult:
     """One single-text inference request; see the module docstring for how answers count."""
     body = {
-        "inputs": [{"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": [CANARY_TEXT]}]
+        "inputs": [
+            {"name": CANARY_INPUT, "shape": [1, 1], "datatype": "BYTES", "data": [CANARY_TEXT]}
+        ]
     }
     try:
         status, payload = _post_json(f"{base_url}/v2/models/{model}/infer", body, timeout_s)

@@ -18,6 +18,7 @@ from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 from prometheus_api_client import PrometheusConnect
 
+from python_backend.contract import ENSEMBLE
 from tests.checkout import CHECKOUT, KUSTOMIZE_DIR
 
 CPU_HPA = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
@@ -112,7 +113,7 @@ def test_real_sweep_reads_both_signals_through_prometheus(
         ),
     }
     settings = PerfAnalyzerSettings(
-        model="text_embedding",
+        model=ENSEMBLE,
         url=triton_server.grpc_url,
         protocol="grpc",
         input_data=write_json(triton_input_data(generate_texts()), tmp_path / "input.json"),

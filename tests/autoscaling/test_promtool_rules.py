@@ -11,6 +11,7 @@ import pytest
 import yaml
 from inference_tools.autoscaling import rendered_settings
 
+from python_backend.contract import ENSEMBLE
 from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 
 PROMTOOL_TESTS = Path(__file__).parent / "promtool"
@@ -65,5 +66,5 @@ def test_rules_leave_out_exactly_the_ensembles_of_the_model_repository(rule_file
         rule["expr"] for group in rule_file["groups"] for rule in group["rules"] if "expr" in rule
     ]
     exclusions = {m for e in expressions for m in re.findall(r'model!~"([^"]*)"', e)}
-    assert ensemble_models() == {"text_embedding"}
+    assert ensemble_models() == {ENSEMBLE}
     assert exclusions == {"|".join(sorted(ensemble_models()))}

@@ -15,10 +15,11 @@ from inference_tools.publishing.publisher import publish
 from inference_tools.publishing.sources import read_model_source
 from inference_tools.publishing.stores import LocalFolderStore
 
+from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
 from tests.publishing.conftest import explicit_mode_args
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-PIPELINE = ("text_embedding", "tokenizer", "minilm", "pooler")
+PIPELINE = (ENSEMBLE, *COMPOSING_MODELS)
 
 
 def embed(client) -> tuple[np.ndarray, str]:

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from inference_tools.triton_metrics import fetch_metrics_text, per_model, scrape_per_model
 
+from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
 from tests.clients import embed
 
 pytestmark = pytest.mark.server
@@ -25,7 +26,7 @@ def test_metrics_endpoint_exposes_per_model_counters(triton_server, connect):
         "nv_inference_pending_request_count",
     ):
         models = per_model(text, metric)
-        assert {"text_embedding", "tokenizer", "minilm", "pooler"} <= set(models), metric
+        assert {ENSEMBLE, *COMPOSING_MODELS} <= set(models), metric
     assert per_model(text, "nv_inference_request_success")["text_embedding"] >= 1
 
 

@@ -4,10 +4,11 @@ import urllib.request
 
 import pytest
 
+from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
 from tests.clients import PROTOCOLS
 
 pytestmark = pytest.mark.server
-MODELS = ("text_embedding", "tokenizer", "minilm", "pooler")
+MODELS = (ENSEMBLE, *COMPOSING_MODELS)
 
 
 @pytest.mark.parametrize("endpoint", ["/v2/health/live", "/v2/health/ready"])

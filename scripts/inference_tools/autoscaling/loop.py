@@ -36,9 +36,10 @@ from inference_tools.perf.dataset import generate_texts, triton_input_data, writ
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
 from inference_tools.triton_runtime import perf_analyzer_env
+from python_backend.contract import ENSEMBLE
 
 LOG = logging.getLogger(__name__)
-ENTRY_MODEL = "text_embedding"
+ENTRY_MODEL = ENSEMBLE
 
 
 @dataclass(frozen=True)

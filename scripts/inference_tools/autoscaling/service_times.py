@@ -19,8 +19,9 @@ from inference_tools.autoscaling.simulator import ServiceTimes
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.perf.dataset import generate_texts
 from inference_tools.triton_metrics import scrape_per_model
+from python_backend.contract import ENSEMBLE, TEXT
 
-ENTRY_MODEL = "text_embedding"
+ENTRY_MODEL = ENSEMBLE
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
 
@@ -88,7 +89,7 @@ def measure_batches(
             for repeat in range(repeats):
                 batch = [texts[(repeat * size + i) % len(texts)] for i in range(size)]
                 data = np.array([[t.encode()] for t in batch], dtype=np.object_)
-                infer_input = http.InferInput("TEXT", list(data.shape), "BYTES")
+                infer_input = http.InferInput(TEXT, list(data.shape), "BYTES")
                 infer_input.set_data_from_numpy(data)
                 client.infer(ENTRY_MODEL, [infer_input])
             after = _server_totals(server)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_backend.contract import TEXT
+
 DEFAULT_SEED = 20241127
 DEFAULT_SIZE = 256
 
@@ -133,7 +135,7 @@ def generate_texts(size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> list[T
     return [Text(kind, _make(kind, rng)) for kind in kinds]
 
 
-def triton_input_data(texts: Sequence[Text], input_name: str = "TEXT") -> dict:
+def triton_input_data(texts: Sequence[Text], input_name: str = TEXT) -> dict:
     """perf_analyzer's --input-data JSON: one batch-1 request per text, in order."""
     return {"data": [{input_name: {"content": [t.text], "shape": [1]}} for t in texts]}
 

@@ -14,11 +14,12 @@ import numpy as np
 import onnxruntime as ort
 
 from inference_tools.model_config import config_as_dict, read_model_config
+from python_backend.contract import ENCODER, INPUT_IDS, LAST_HIDDEN_STATE, TOKENIZER
 from python_backend.pooling import mean_pool_normalize
 from python_backend.tokenization import TextTokenizer
 from python_backend.tokenizer_model import TokenizerModel
 
-ENCODER_OUTPUT = "last_hidden_state"
+ENCODER_OUTPUT = LAST_HIDDEN_STATE
 
 
 def _string_parameters(config_path: Path) -> dict[str, str]:
@@ -28,9 +29,9 @@ def _string_parameters(config_path: Path) -> dict[str, str]:
 
 def load_tokenizer(model_repository: Path) -> TextTokenizer:
     """The tokenizer exactly as the `tokenizer` model builds it from its config parameters."""
-    parameters = _string_parameters(model_repository / "tokenizer" / "config.pbtxt")
+    parameters = _string_parameters(model_repository / TOKENIZER / "config.pbtxt")
     model = TokenizerModel.from_parameters(
-        model_repository / "tokenizer" / "1", {"input_ids": np.dtype(np.int64)}, parameters
+        model_repository / TOKENIZER / "1", {INPUT_IDS: np.dtype(np.int64)}, parameters
     )
     return model.tokenizer
 
@@ -45,7 +46,7 @@ class EmbeddingPipeline:
         options.intra_op_num_threads = intra_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
-            str(model_repository / "minilm" / "1" / "model.onnx"),
+            str(model_repository / ENCODER / "1" / "model.onnx"),
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )

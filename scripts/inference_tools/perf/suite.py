@@ -43,10 +43,11 @@ from inference_tools.perf.results import (
     write_inprocess,
     write_run_info,
 )
+from python_backend.contract import ENCODER, ENSEMBLE
 
 LOG = logging.getLogger(__name__)
-MODEL = "text_embedding"
-ENCODER_MODEL = "minilm"
+MODEL = ENSEMBLE
+ENCODER_MODEL = ENCODER
 # The floor is the better of ONNX Runtime's default (a pool of one thread per core, which spins
 # between operators) and one thread per call, measured each time: on a busy machine the spinning
 # pool can lose to a single thread, and a floor that loses to a setting a user could pick is no

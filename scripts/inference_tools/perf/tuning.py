@@ -33,9 +33,8 @@ from inference_tools.perf.perf_analyzer import (
 )
 from inference_tools.perf.pipeline import EmbeddingPipeline
 from inference_tools.perf.suite import FLOOR_THREADS
+from python_backend.contract import ENCODER, ENSEMBLE
 
-ENSEMBLE = "text_embedding"
-ENCODER = "minilm"
 THREADS_PARAMETER = "intra_op_thread_count"
 FLOOR = "in-process"
 FLOOR_BATCH = "batch"

@@ -38,6 +38,7 @@ from inference_tools.reliability.nginx import NginxProxy
 from inference_tools.reliability.pod_lifecycle import PodLifecycle
 from inference_tools.reliability.processes import stub_pid
 from inference_tools.reliability.report import ScenarioResult
+from python_backend.contract import TOKENIZER
 
 LOG = logging.getLogger(__name__)
 TICK_S = 0.1
@@ -61,7 +62,7 @@ def run(
     lifecycle: PodLifecycle,
     *,
     canary: bool = True,
-    model: str = "tokenizer",
+    model: str = TOKENIZER,
     workers_per_protocol: int = 3,
     settle_s: float = 3.0,
     observe_s: float | None = None,

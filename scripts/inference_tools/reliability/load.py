@@ -24,9 +24,10 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from python_backend.contract import EMBEDDING, EMBEDDING_SIZE, ENSEMBLE, TEXT
+
 LOG = logging.getLogger(__name__)
-MODEL = "text_embedding"
-EMBEDDING_SIZE = 384
+MODEL = ENSEMBLE
 OK = "ok"
 HTTP_TIMEOUT_S = 60.0
 PROTOCOL_NAMES = {"http": "HTTP", "grpc": "gRPC"}
@@ -99,7 +100,7 @@ def request_texts(index: int, count: int = 1) -> list[str]:
 
 def text_tensor(index: int, count: int = 1) -> grpcclient.InferInput:
     rows = np.array([[text.encode()] for text in request_texts(index, count)], dtype=object)
-    tensor = grpcclient.InferInput("TEXT", list(rows.shape), "BYTES")
+    tensor = grpcclient.InferInput(TEXT, list(rows.shape), "BYTES")
     tensor.set_data_from_numpy(rows)
     return tensor
 
@@ -117,7 +118,7 @@ class HttpEmbedder:
 
     def __call__(self, index: int) -> tuple[str, str]:
         texts = request_texts(index, self.texts_per_request)
-        tensor = {"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
+        tensor = {"name": TEXT, "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
         body = json.dumps({"inputs": [tensor]})
         if self._connection is None:
             self._connection = http.client.HTTPConnection(
@@ -162,7 +163,7 @@ class GrpcEmbedder:
             result = self._client.infer(MODEL, [tensor], client_timeout=HTTP_TIMEOUT_S)
         except InferenceServerException as error:
             return grpc_status(error), error.message() or ""
-        embedding = result.as_numpy("EMBEDDING")
+        embedding = result.as_numpy(EMBEDDING)
         if embedding is None or embedding.shape != (self.texts_per_request, EMBEDDING_SIZE):
             return "bad response", f"EMBEDDING shape {getattr(embedding, 'shape', None)}"
         return OK, ""

@@ -38,8 +38,9 @@ from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
 from inference_tools.publishing.s3_store import S3Store
 from inference_tools.publishing.sources import read_model_source
 from inference_tools.reliability.report import ScenarioResult
+from python_backend.contract import ATTENTION_MASK, EMBEDDING_SIZE, LAST_HIDDEN_STATE, POOLER
 
-MODEL = "pooler"
+MODEL = POOLER
 BUCKET = "models"
 PREFIX = "repository"
 ADMIN_KEY = "store-failure-admin"
@@ -106,9 +107,9 @@ def pooler_answer(server: LocalTritonServer) -> str:
     """The version of `pooler` that answers a request (raises if none does)."""
     client = httpclient.InferenceServerClient(server.http_url)
     try:
-        states = httpclient.InferInput("last_hidden_state", [1, 4, 384], "FP32")
-        states.set_data_from_numpy(np.ones((1, 4, 384), np.float32))
-        mask = httpclient.InferInput("attention_mask", [1, 4], "INT64")
+        states = httpclient.InferInput(LAST_HIDDEN_STATE, [1, 4, EMBEDDING_SIZE], "FP32")
+        states.set_data_from_numpy(np.ones((1, 4, EMBEDDING_SIZE), np.float32))
+        mask = httpclient.InferInput(ATTENTION_MASK, [1, 4], "INT64")
         mask.set_data_from_numpy(np.ones((1, 4), np.int64))
         result = client.infer(MODEL, [states, mask])
         return str(result.get_response()["model_version"])

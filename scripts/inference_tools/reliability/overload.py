@@ -25,8 +25,8 @@ from inference_tools.reliability.load import (
     open_loop_grpc,
 )
 from inference_tools.reliability.report import ScenarioResult
+from python_backend.contract import COMPOSING_MODELS
 
-COMPOSING_MODELS = ("tokenizer", "minilm", "pooler")
 REFUSED_STATUSES = ("UNAVAILABLE", "503")
 CAPACITY_PROBE_S = 4.0
 # A refusal for a full queue is a lookup and an error message; 100 ms leaves room for a busy

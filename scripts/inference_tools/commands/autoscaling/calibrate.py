@@ -19,6 +19,7 @@ from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
+from python_backend.contract import ENSEMBLE
 
 DEFAULT_COMPONENT = KUSTOMIZE_DIR / "components" / "autoscaling-calibrated"
 DEFAULT_OUT_DIR = RESULTS_DIR / "calibration"
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     input_data = write_json(triton_input_data(generate_texts()), out_dir / "input-data.json")
     with target_server(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
-            model="text_embedding",
+            model=ENSEMBLE,
             url=grpc_url,
             protocol="grpc",
             input_data=input_data,

@@ -13,6 +13,7 @@ from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling import simulator as sim
 from inference_tools.autoscaling.service_times import Measurements, measure
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+from python_backend.contract import ENCODER
 
 DEFAULT_OUT_DIR = RESULTS_DIR / "simulation"
 LABEL = "SIMULATION (not measured on a cluster)"
@@ -34,7 +35,7 @@ def traces(capacity_per_s: float, scale: float = 1.0) -> list[sim.Trace]:
 
 
 def queue_policy(
-    model_repository: Path = MODEL_REPOSITORY, model: str = "minilm"
+    model_repository: Path = MODEL_REPOSITORY, model: str = ENCODER
 ) -> sim.QueuePolicy:
     """The bottleneck model's queue policy, as its config.pbtxt sets it (unbounded if absent)."""
     from inference_tools.model_config import config_as_dict, read_model_config
