@@ -22,6 +22,7 @@ import yaml
 
 from inference_tools.local_server import free_port, log_tail
 from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.system_packages import SystemPackageMissing
 
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -35,9 +36,7 @@ class PrometheusStartError(RuntimeError):
 def find_prometheus(binary: str | None = None) -> str:
     candidate = binary or shutil.which("prometheus") or DEFAULT_BINARY
     if not Path(candidate).is_file():
-        raise PrometheusStartError(
-            f"no Prometheus binary at {candidate}; `make system-deps` installs Debian's package"
-        )
+        raise SystemPackageMissing(f"Prometheus ({candidate}, Debian's prometheus)")
     return candidate
 
 

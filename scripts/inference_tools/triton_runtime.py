@@ -9,6 +9,7 @@ production images run ONNX models with the C++ backend of the same name, which t
 
 from __future__ import annotations
 
+import ctypes.util
 import hashlib
 import importlib.util
 import os
@@ -16,6 +17,8 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from inference_tools.system_packages import SystemPackageMissing
 
 PYTHON_BASED_BACKENDS_SOURCE = Path(__file__).resolve().parent / "local_backends"
 
@@ -135,6 +138,8 @@ def perf_analyzer_env() -> dict[str, str]:
     It links libcudart.so.12 even for CPU-only runs; the `nvidia-cuda-runtime-cu12` wheel has it.
     It also needs Debian's libb64-0d (`make system-deps`).
     """
+    if ctypes.util.find_library("b64") is None:
+        raise SystemPackageMissing("libb64 (Debian's libb64-0d), which perf_analyzer links,")
     env = dict(os.environ)
     cuda_runtime_lib = _package_dir("nvidia.cuda_runtime") / "lib"
     env["LD_LIBRARY_PATH"] = _prepend_path(env.get("LD_LIBRARY_PATH"), cuda_runtime_lib)

@@ -98,7 +98,10 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
 
 @pytest.mark.server
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
+@pytest.mark.skipif(
+    shutil.which("prometheus") is None,
+    reason="Prometheus is not installed: run `sudo make system-deps`",
+)
 def test_real_sweep_reads_both_signals_through_prometheus(
     triton_server: LocalTritonServer, tmp_path: Path
 ) -> None:

@@ -18,7 +18,8 @@ PROMTOOL_TESTS = Path(__file__).parent / "promtool"
 OVERLAY = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
 
 needs_promtool = pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool comes with Debian's prometheus package"
+    shutil.which("promtool") is None,
+    reason="promtool is not installed: run `sudo make system-deps` (Debian's prometheus)",
 )
 
 

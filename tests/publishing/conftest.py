@@ -10,14 +10,7 @@ import pytest
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
 
-ADMIN_KEY = "publish-tests-admin-key"
-
-
-def explicit_mode_args(admin_key: str = ADMIN_KEY) -> list[str]:
-    return [
-        "--model-control-mode=explicit",
-        f"--http-restricted-api=model-repository:{DEFAULT_ADMIN_HEADER}={admin_key}",
-    ]
+from tests.publishing.servers import ADMIN_KEY, explicit_mode_args
 
 
 @pytest.fixture(scope="module")

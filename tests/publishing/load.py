@@ -1,13 +1,16 @@
-"""Clients for the publishing tests: one inference, and a bounded load generator."""
+"""Clients for the publishing tests: one inference, and load that records which version answered.
+
+The load is the project's one load generator (`inference_tools.reliability.load.ClosedLoopLoad`)
+with a sender for the small test models (input `x` of ones, output `y`).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.http as httpclient
+from inference_tools.reliability.load import OK, ClosedLoopLoad
 
 
 @dataclass(frozen=True)
@@ -18,56 +21,58 @@ class Answer:
     value: float
 
 
-@dataclass
-class LoadGenerator:
-    url: str
-    model: str
-    threads: int = 3
-    max_seconds: float = 180.0  # stops by itself even if the test forgets to
-    answers: list[Answer] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+class _VersionedSender:
+    """One HTTP client; each answer's status is OK and its message "<version> <first value>"."""
 
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._workers = [
-            threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
-        ]
+    def __init__(self, address: str, model: str) -> None:
+        self._client = httpclient.InferenceServerClient(address, network_timeout=60.0)
+        self._model = model
 
-    def _run(self) -> None:
-        client = httpclient.InferenceServerClient(self.url, network_timeout=60.0)
-        deadline = time.monotonic() + self.max_seconds
+    def __call__(self, index: int) -> tuple[str, str]:
+        tensor = httpclient.InferInput("x", [1, 3], "FP32")
+        tensor.set_data_from_numpy(np.ones((1, 3), np.float32))
         try:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                tensor = httpclient.InferInput("x", [1, 3], "FP32")
-                tensor.set_data_from_numpy(np.ones((1, 3), np.float32))
-                started = time.monotonic()
-                try:
-                    result = client.infer(self.model, [tensor])
-                except Exception as error:  # every failure counts, whatever its kind
-                    with self._lock:
-                        self.failures.append(str(error))
-                    continue
-                answer = Answer(
-                    started,
-                    time.monotonic(),
-                    str(result.get_response()["model_version"]),
-                    float(result.as_numpy("y")[0, 0]),
-                )
-                with self._lock:
-                    self.answers.append(answer)
-        finally:
-            client.close()
+            result = self._client.infer(self._model, [tensor])
+        except Exception as error:  # every failure counts, whatever its kind
+            return type(error).__name__, str(error)
+        version = result.get_response()["model_version"]
+        return OK, f"{version} {float(result.as_numpy('y')[0, 0])!r}"
 
-    def __enter__(self) -> LoadGenerator:
-        for worker in self._workers:
-            worker.start()
+    def close(self) -> None:
+        self._client.close()
+
+
+class VersionedLoad:
+    """`threads` clients sending to `model` back to back while the `with` block runs."""
+
+    def __init__(self, url: str, model: str, threads: int = 3) -> None:
+        self.load = ClosedLoopLoad(
+            {"http": url},
+            threads,
+            sender=lambda _protocol, address, _texts: _VersionedSender(address, model),
+        )
+
+    def __enter__(self) -> VersionedLoad:
+        self.load.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(timeout=90)
+        self.load.stop()
+
+    @property
+    def answers(self) -> list[Answer]:
+        record = self.load.record
+        answers = []
+        for outcome in record.snapshot():
+            if outcome.ok:
+                version, value = outcome.message.split()
+                started = record.started_at + outcome.sent_at_s
+                answers.append(Answer(started, started + outcome.latency_s, version, float(value)))
+        return answers
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{o.status}: {o.message}" for o in self.load.record.failures()]
 
 
 def infer_once(url: str, model: str, input_name: str = "x", output: str = "y") -> tuple[str, float]:

@@ -21,9 +21,9 @@ from inference_tools.publishing.stores import LocalFolderStore
 from kubernetes import client
 
 from tests.fakes.kube_api import FakeKubeApi, triton_deployment, triton_pod
-from tests.publishing.conftest import ADMIN_KEY
 from tests.publishing.load import infer_once
 from tests.publishing.models import scaler_folder, tree_digest
+from tests.publishing.servers import ADMIN_KEY
 
 NAMESPACE = "inference"
 TOKEN = "publisher-token"
@@ -79,6 +79,7 @@ def api_clients(url: str) -> tuple[client.AppsV1Api, client.CoreV1Api]:
     return client.AppsV1Api(api_client), client.CoreV1Api(api_client)
 
 
+@pytest.mark.server
 def test_every_ready_replica_is_switched_through_the_pod_proxy(
     tmp_path, store_dir, store_server, admin, fake_api
 ):
@@ -113,6 +114,7 @@ def test_every_ready_replica_is_switched_through_the_pod_proxy(
     assert repository_calls and all(r.admin_key == ADMIN_KEY for r in repository_calls)
 
 
+@pytest.mark.server
 def test_one_unreachable_replica_rolls_every_replica_back(
     tmp_path, store_dir, store_server, admin, fake_api
 ):
@@ -142,6 +144,7 @@ def test_one_unreachable_replica_rolls_every_replica_back(
     assert infer_once(store_server.http_url, "fleet2") == ("1", 1.0)
 
 
+@pytest.mark.server
 def test_cli_finds_the_replicas_from_a_kubeconfig(
     tmp_path, store_dir, store_server, fake_api, monkeypatch, capsys
 ):

@@ -18,14 +18,14 @@ from inference_tools.publishing.stores import MANIFEST_FILE, LocalFolderStore
 from inference_tools.publishing.validation import ModelValidationError
 from inference_tools.publishing.versions import served_versions
 
-from tests.publishing.conftest import ADMIN_KEY
-from tests.publishing.load import LoadGenerator, infer_once
+from tests.publishing.load import VersionedLoad, infer_once
 from tests.publishing.models import (
     ensemble_folder,
     python_folder,
     scaler_folder,
     tree_digest,
 )
+from tests.publishing.servers import ADMIN_KEY
 
 pytestmark = pytest.mark.server
 
@@ -48,7 +48,7 @@ def test_second_version_takes_over_under_load_with_zero_failed_requests(
     assert first.published == [("scaler", 1)]
     assert infer_once(store_server.http_url, "scaler") == ("1", 1.0)
 
-    with LoadGenerator(store_server.http_url, "scaler") as load:
+    with VersionedLoad(store_server.http_url, "scaler") as load:
         time.sleep(1.0)  # requests are flowing before the switch starts
         second = publish_folder(
             scaler_folder(tmp_path, "scaler", 2.0), store_dir, store_server, admin
@@ -127,7 +127,7 @@ def test_a_server_that_cannot_load_the_new_version_is_rolled_back(
     before = tree_digest(store_dir / guarded)
     broken = _raises_at_load(tmp_path)
     with (
-        LoadGenerator(store_server.http_url, guarded, threads=2) as load,
+        VersionedLoad(store_server.http_url, guarded, threads=2) as load,
         pytest.raises(PublishError, match=r"rolled back.*no weights here"),
     ):
         publish_folder(broken, store_dir, store_server, admin, smoke_test=False)

@@ -16,7 +16,7 @@ from inference_tools.publishing.sources import read_model_source
 from inference_tools.publishing.stores import LocalFolderStore
 
 from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
-from tests.publishing.conftest import explicit_mode_args
+from tests.publishing.servers import explicit_mode_args
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 PIPELINE = (ENSEMBLE, *COMPOSING_MODELS)

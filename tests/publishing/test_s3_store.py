@@ -18,9 +18,9 @@ from inference_tools.publishing.s3_store import S3Location, S3Store
 from inference_tools.publishing.sources import read_model_source
 from inference_tools.publishing.stores import MANIFEST_FILE, StoreError, VersionExistsError
 
-from tests.publishing.conftest import explicit_mode_args
 from tests.publishing.load import infer_once
 from tests.publishing.models import ensemble_folder, python_folder, scaler_folder
+from tests.publishing.servers import explicit_mode_args
 
 # Credentials only moto accepts; boto3 and Triton both read them from the environment.
 AWS_ENV = {
@@ -131,6 +131,7 @@ def s3_server(s3_endpoint) -> Iterator[LocalTritonServer]:
         server.stop()
 
 
+@pytest.mark.server
 def test_triton_loads_what_is_published_to_s3_and_rolls_back(
     tmp_path, s3_endpoint, s3_server, admin
 ):

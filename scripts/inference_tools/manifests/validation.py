@@ -38,6 +38,7 @@ from inference_tools.manifests.render import (
     resource_key,
 )
 from inference_tools.paths import KUSTOMIZE_DIR
+from inference_tools.system_packages import SystemPackageMissing
 
 # validate.mjs and the npm lock of the CRD models it imports; `npm ci --prefix` this folder (or a
 # copy of it) installs them.
@@ -101,13 +102,15 @@ def validate_custom(
 ) -> list[dict[str, Any]]:
     """Each custom resource with its errors (crd_validation/validate.mjs)."""
     if not (crd_dir / "node_modules").is_dir():
+        if not shutil.which("npm"):
+            raise SystemPackageMissing("npm (Debian's npm), which installs the CRD models,")
         raise ToolMissing(
             f"CRD models not installed in {crd_dir}: run `make manifest-tools`, or "
             f"`npm ci --prefix {crd_dir}`"
         )
     node = shutil.which("node")
     if not node:
-        raise ToolMissing("node not found: run `make system-deps` (Node.js and npm)")
+        raise SystemPackageMissing("node (Debian's nodejs)")
     if not resources:
         return []
     result = subprocess.run(
@@ -223,7 +226,7 @@ def rule_groups(render_: Render) -> list[dict[str, Any]]:
 def promtool() -> str:
     found = shutil.which("promtool")
     if not found:
-        raise ToolMissing("promtool not found: run `make system-deps` (Debian package prometheus)")
+        raise SystemPackageMissing("promtool (Debian's prometheus)")
     return found
 
 

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -191,6 +192,9 @@ class ClosedLoopLoad:
     """`workers` clients per protocol sending back to back until `stop()`.
 
     `targets` maps a protocol to the address to send to (a server or a proxy in front of it).
+    `sender(protocol, address, texts_per_request)` makes each worker's client: by default one
+    that asks text_embedding for embeddings; any callable `(index) -> (status, message)` with a
+    `close()` will do.
     """
 
     def __init__(
@@ -200,8 +204,10 @@ class ClosedLoopLoad:
         *,
         texts_per_request: int = 1,
         think_time_s: float = 0.0,
+        sender: Callable[[str, str, int], Any] | None = None,
     ) -> None:
         self.targets = targets
+        self.sender = sender or embedder
         self.texts_per_request = texts_per_request
         self.workers = workers
         self.think_time_s = think_time_s
@@ -225,7 +231,7 @@ class ClosedLoopLoad:
         return self
 
     def _work(self, protocol: str, address: str) -> None:
-        send = embedder(protocol, address, self.texts_per_request)
+        send = self.sender(protocol, address, self.texts_per_request)
         try:
             while not self._stop.is_set():
                 sent_at = time.monotonic()

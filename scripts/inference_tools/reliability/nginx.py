@@ -20,12 +20,13 @@ from pathlib import Path
 
 from inference_tools.local_server import LOOPBACK, free_port, port_in_use
 from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.system_packages import SystemPackageMissing
 
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 START_TIMEOUT_S = 10.0
 
 
-class NginxMissing(RuntimeError):
+class NginxMissing(SystemPackageMissing):
     pass
 
 
@@ -42,7 +43,7 @@ def nginx_binary() -> str:
         found = shutil.which(candidate)
         if found:
             return found
-    raise NginxMissing("nginx not found: install Debian's nginx (`make system-deps`)")
+    raise NginxMissing("nginx (Debian's nginx)")
 
 
 def render_config(

@@ -1,0 +1,15 @@
+"""How the publishing tests run Triton: explicit model-control mode, its repository API behind
+an admin header as in the cluster."""
+
+from __future__ import annotations
+
+from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER
+
+ADMIN_KEY = "publish-tests-admin-key"
+
+
+def explicit_mode_args(admin_key: str = ADMIN_KEY) -> list[str]:
+    return [
+        "--model-control-mode=explicit",
+        f"--http-restricted-api=model-repository:{DEFAULT_ADMIN_HEADER}={admin_key}",
+    ]
