@@ -1,0 +1,147 @@
+"""Hostile requests against the edge: the nginx stand-in refuses them before Triton sees them.
+
+The nginx here carries the same routes and limits as the shipped Ingress and Gateway
+(inference_tools.edge; tests/kubernetes/test_edge_limits.py checks the manifests against it).
+The last test shows why the edge matters: the same form-encoded body sent to Triton 2.51
+directly kills the process. It is pinned so that an upgrade that fixes the crash shows.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from inference_tools import edge
+from inference_tools.local_server import LocalTritonServer
+from inference_tools.reliability.nginx import Endpoint, NginxProxy
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from tests.server.helpers import MODEL, embed
+
+pytestmark = pytest.mark.server
+
+# Large enough to crash Triton 2.51 when form-encoded (about 4 MB and up), under the body cap.
+FORM_BODY = b"a" * 5_000_000
+
+
+@pytest.fixture(scope="module")
+def proxy(triton_server, nginx, tmp_path_factory) -> NginxProxy:
+    endpoint = Endpoint(http=triton_server.http_url, grpc=triton_server.grpc_url)
+    proxy = NginxProxy([endpoint], prefix=tmp_path_factory.mktemp("edge-nginx")).start()
+    yield proxy
+    proxy.stop()
+
+
+def post(address: str, path: str, body: bytes, headers: dict[str, str]) -> int:
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def json_infer_body(texts: list[str]) -> bytes:
+    tensor = {"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
+    return json.dumps({"inputs": [tensor]}).encode()
+
+
+def assert_serving(server: LocalTritonServer) -> None:
+    assert server.process is not None and server.process.poll() is None, "tritonserver died"
+    client = httpclient.InferenceServerClient(server.http_url)
+    try:
+        assert embed(client, "http", ["still serving"]).shape == (1, 384)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("path", ["/v2/health/live", edge.model_infer_path(MODEL)])
+def test_form_encoded_body_is_refused_before_triton(proxy, triton_server, path):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert post(proxy.http_url, path, FORM_BODY, form) == 415
+    assert post(proxy.http_url, path, b"a=b", {"Content-Type": "multipart/form-data"}) == 415
+    assert_serving(triton_server)
+
+
+def test_body_over_the_cap_is_refused(proxy, triton_server):
+    oversized = b" " * (edge.MAX_REQUEST_BODY_BYTES + 1)
+    path = edge.model_infer_path(MODEL)
+    assert post(proxy.http_url, path, oversized, {"Content-Type": "application/json"}) == 413
+    assert_serving(triton_server)
+
+
+def test_json_with_and_without_content_type_and_binary_tensors_pass(proxy):
+    path = edge.model_infer_path(MODEL)
+    body = json_infer_body(["a cat", "a dog"])
+    for headers in ({}, {"Content-Type": "application/json; charset=utf-8"}):
+        assert post(proxy.http_url, path, body, headers) == 200
+    client = httpclient.InferenceServerClient(proxy.http_url)
+    try:
+        texts = np.array([[b"binary tensor"]], dtype=object)
+        tensor = httpclient.InferInput("TEXT", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(texts, binary_data=True)
+        output = httpclient.InferRequestedOutput("EMBEDDING", binary_data=True)
+        result = client.infer(MODEL, [tensor], outputs=[output])
+        assert result.as_numpy("EMBEDDING").shape == (1, 384)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/minilm/infer",  # a composing model
+        "/v2/models/tokenizer/infer",
+        f"/v2/models/{MODEL}/config",  # administrative
+        f"/v2/models/{MODEL}/stats",
+        "/v2/repository/index",
+        "/v2/trace/setting",
+        "/v2/systemsharedmemory/status",
+        f"/v2/models/{MODEL}/versions/1/infer",
+    ],
+)
+def test_only_public_paths_are_routed(proxy, path):
+    assert post(proxy.http_url, path, b"{}", {"Content-Type": "application/json"}) == 404
+
+
+def test_grpc_routes_only_the_public_methods(proxy):
+    client = grpcclient.InferenceServerClient(proxy.grpc_url)
+    try:
+        assert client.is_server_ready()
+        assert embed(client, "grpc", ["through the edge"]).shape == (1, 384)
+    finally:
+        client.close()
+    with grpc.insecure_channel(proxy.grpc_url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelConfig(service_pb2.ModelConfigRequest(name=MODEL), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.ModelStreamInfer(iter([service_pb2.ModelInferRequest()]), timeout=10))
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_triton_direct_still_crashes_on_a_form_encoded_body(model_repository):
+    """Triton 2.51's own HTTP server dies on this request: the reason the edge refuses it.
+
+    If this fails because the server survived, Triton fixed the crash: update docs/security.md.
+    """
+    server = LocalTritonServer(model_repository)
+    server.start(timeout_s=300)
+    try:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            post(server.http_url, "/v2/health/live", FORM_BODY, form)
+        assert server.process is not None
+        assert server.process.wait(timeout=30) == -signal.SIGSEGV
+    finally:
+        server.stop()
