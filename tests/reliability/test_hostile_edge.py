@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
+import socket
 
 import grpc
 import numpy as np
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.server
 
 # Large enough to crash Triton 2.51 when form-encoded (about 4 MB and up), under the body cap.
 FORM_BODY = b"a" * 5_000_000
+IDLE_CONNECTIONS = 300
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +148,27 @@ def test_triton_direct_still_crashes_on_a_form_encoded_body(model_repository):
         assert server.process.wait(timeout=30) == -signal.SIGSEGV
     finally:
         server.stop()
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_idle_connections_stay_at_the_edge_and_are_closed(proxy, triton_server):
+    """Idle connections that exhaust Triton's descriptors when direct never reach it here."""
+    assert triton_server.process is not None
+    before = open_descriptors(triton_server.process.pid)
+    host, port = proxy.http_url.rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(IDLE_CONNECTIONS)]
+    try:
+        assert_serving(triton_server)
+        # nginx opens an upstream connection per request, none for a connection that sends
+        # nothing: Triton's descriptors do not follow the idle clients.
+        assert open_descriptors(triton_server.process.pid) < before + IDLE_CONNECTIONS // 10
+        for connection in idle:
+            # Closed by nginx once client_header_timeout passes without a request.
+            connection.settimeout(edge.CLIENT_BODY_TIMEOUT_SECONDS * 6)
+            assert connection.recv(1) == b""
+    finally:
+        for connection in idle:
+            connection.close()
