@@ -60,6 +60,14 @@ def test_form_encoded_body_is_refused_before_triton(proxy, triton_server, path):
     assert_serving(triton_server)
 
 
+@pytest.mark.parametrize("path", ["/v2/health/live", edge.model_infer_path(MODEL)])
+def test_the_body_without_its_form_content_type_is_harmless(triton_server, path):
+    """What the HTTPRoute forwards: the Content-Type header dropped, the body unchanged."""
+    answer = post(triton_server.http_url, path, FORM_BODY, {})
+    assert answer in ("405", "500")  # POST on health; a body that is not JSON (2.51: 500)
+    assert_serving(triton_server)
+
+
 def test_body_over_the_cap_is_refused(proxy, triton_server):
     oversized = b" " * (edge.MAX_REQUEST_BODY_BYTES + 1)
     path = edge.model_infer_path(MODEL)

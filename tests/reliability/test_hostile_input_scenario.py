@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from inference_tools.reliability import hostile_input
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def test_hostile_input_behind_the_edge_loses_no_replica(model_repository, lifecycle, nginx):

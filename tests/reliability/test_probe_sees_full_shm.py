@@ -23,7 +23,7 @@ from inference_tools.reliability.manifest import PodLifecycle
 
 from tests.server.helpers import MODEL
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 # Room for the stubs' first regions (16 MiB each, four Python-based models locally) and a
 # little growth: a few refused requests fill it.
