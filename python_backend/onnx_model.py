@@ -116,9 +116,10 @@ def _check_tensors(
 SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 # Config parameter: the longest any named variable dimension of the graph's inputs may be
 # (the batch dimension aside). Triton's model configuration has no upper bound for a -1
-# dimension, and the graph allocates for whatever arrives before it fails (an encoder's position table ends at 512 rows, but its word
-# embeddings are gathered first: [8, 100000] token ids took 1.46 GB). Triton's C++ ONNX Runtime
-# backend ignores parameters it does not know, so production configs carry it too.
+# dimension, and the graph allocates for whatever arrives before it fails (an encoder's
+# position table ends at 512 rows, but its word embeddings are gathered first: [8, 100000]
+# token ids took 1.46 GB). Triton's C++ ONNX Runtime backend ignores parameters it does not
+# know, so production configs carry it too.
 MAX_SEQUENCE_LENGTH_KEY = "max_sequence_length"
 
 
