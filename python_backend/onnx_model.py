@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from python_backend.errors import InvalidInputError
+
 LOG = logging.getLogger(__name__)
 
 # Triton config data types and the ONNX Runtime type strings they correspond to.
@@ -112,6 +114,13 @@ def _check_tensors(
 
 
 SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
+# Config parameter: the longest any named variable dimension of the graph's inputs may be
+# (the batch dimension aside). Triton's model configuration has no upper bound for a -1
+# dimension, and the graph allocates for whatever arrives before it fails (an encoder's
+# position table ends at 512 rows, but its word embeddings are gathered first: [8, 100000]
+# token ids took 1.46 GB). Triton's C++ ONNX Runtime backend ignores parameters it does not
+# know, so production configs carry it too.
+MAX_SEQUENCE_LENGTH_KEY = "max_sequence_length"
 
 
 def _parameter(config: Mapping[str, Any], key: str) -> str | None:
@@ -145,6 +154,8 @@ class OnnxModel:
         self.max_batch_size = int(config.get("max_batch_size", 0))
         self.inputs = _specs(config, "input")
         self.outputs = _specs(config, "output")
+        max_length = _parameter(config, MAX_SEQUENCE_LENGTH_KEY)
+        self.max_sequence_length = int(max_length) if max_length else None
         if not model_file.is_file():
             raise ModelConfigError(f"model '{self.name}': model file {model_file} does not exist")
         try:
@@ -189,6 +200,36 @@ class OnnxModel:
     def output_names(self) -> list[str]:
         return [spec.name for spec in self.outputs]
 
+    def check_request(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Refuse, before any allocation, what the graph cannot take or must not try.
+
+        Triton has checked names, data types, the batch size and the fixed dimensions. Left
+        are the variable ones: Triton lets a -1 dimension through at any size, so each is held
+        to `max_sequence_length`; and where the graph names a dimension (`sequence` for both
+        token ids and mask), every input must agree on it, or the graph fails half-way through
+        its work (a broadcast in the first attention layer).
+        """
+        named_sizes: dict[str, tuple[str, int]] = {}
+        for node in self.session.get_inputs():
+            shape = feeds[node.name].shape
+            for position, (graph_dim, size) in enumerate(zip(node.shape, shape, strict=False)):
+                if not isinstance(graph_dim, str):
+                    continue
+                limit = self.max_sequence_length
+                batch_axis = position == 0 and self.max_batch_size > 0
+                if limit is not None and not batch_axis and size > limit:
+                    raise InvalidInputError(
+                        f"model '{self.name}': input '{node.name}' has {size} in dimension "
+                        f"{position} of shape {list(shape)}; the limit is {limit} "
+                        f"(parameter {MAX_SEQUENCE_LENGTH_KEY})"
+                    )
+                first = named_sizes.setdefault(graph_dim, (node.name, size))
+                if first[1] != size:
+                    raise InvalidInputError(
+                        f"model '{self.name}': dimension '{graph_dim}' is {first[1]} in input "
+                        f"'{first[0]}' but {size} in input '{node.name}'; they must be equal"
+                    )
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self.output_names, dict(feeds))
         return dict(zip(self.output_names, values, strict=True))
@@ -201,13 +242,22 @@ class OnnxModel:
         Requests whose inputs have equal shapes past the batch dimension are concatenated and
         run together, then split back; a failing group fails only its own requests.
         """
-        if self.max_batch_size <= 0:
-            return [self._run_guarded(feeds) for feeds in requests]
-        groups: dict[tuple[tuple[int, ...], ...], list[int]] = defaultdict(list)
-        for index, feeds in enumerate(requests):
-            key = tuple(feeds[name].shape[1:] for name in self.input_names)
-            groups[key].append(index)
         results: list[dict[str, np.ndarray] | Exception] = [{} for _ in requests]
+        accepted = []
+        for index, feeds in enumerate(requests):
+            try:
+                self.check_request(feeds)
+                accepted.append(index)
+            except InvalidInputError as error:
+                results[index] = error
+        if self.max_batch_size <= 0:
+            for index in accepted:
+                results[index] = self._run_guarded(requests[index])
+            return results
+        groups: dict[tuple[tuple[int, ...], ...], list[int]] = defaultdict(list)
+        for index in accepted:
+            key = tuple(requests[index][name].shape[1:] for name in self.input_names)
+            groups[key].append(index)
         for indices in groups.values():
             sizes = [requests[i][self.input_names[0]].shape[0] for i in indices]
             feeds = {

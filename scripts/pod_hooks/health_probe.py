@@ -13,6 +13,10 @@ answer:
 - any other error, no answer in time, or no server: unhealthy.
 
 With `--check-ready` it first asks `/v2/health/ready` too (models loaded, server not stopping).
+With `--shm-min-free-bytes` it also checks the free space of /dev/shm: the Python backend grows
+its shared-memory regions for large requests (refused ones included) and never shrinks them, so
+a full /dev/shm fails every larger request with "Failed to increase the shared memory pool
+size" while a one-text canary still passes. Only a restart gives that memory back.
 The container runs it as an exec probe (the image copies this unit, scripts/pod_hooks/, whole and
 links /opt/scalable-inference-server/bin/triton-probe to this file); the local fault scenarios run
 the same code. Standard library only, like triton-drain.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -34,6 +39,8 @@ DEFAULT_MODEL = "text_embedding"
 CANARY_INPUT = "TEXT"
 CANARY_TEXT = "health check"
 BUSY_STATUS = 503  # Triton's HTTP status for UNAVAILABLE
+DEFAULT_SHM_PATH = "/dev/shm"
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,26 @@ def check_ready(base_url: str, timeout_s: float) -> ProbeResult:
     return ProbeResult(True, "ready")
 
 
+def check_shared_memory(path: str, min_free_bytes: int) -> ProbeResult:
+    """Whether the Python backend can still grow a shared-memory region by `min_free_bytes`.
+
+    Set the threshold to Triton's `shm-growth-byte-size`: below it the next growth fails.
+    """
+    try:
+        stats = os.statvfs(path)
+    except OSError as error:
+        return ProbeResult(False, f"cannot read the free space of {path}: {error}")
+    free = stats.f_bavail * stats.f_frsize
+    if free < min_free_bytes:
+        return ProbeResult(
+            False,
+            f"{path} has {free / MIB:.1f} MiB free, under the {min_free_bytes / MIB:.1f} MiB the "
+            "Python backend grows its shared memory by: larger requests fail, and only a restart "
+            "frees it",
+        )
+    return ProbeResult(True, f"{path} has {free / MIB:.1f} MiB free")
+
+
 def canary(base_url: str, model: str, timeout_s: float) -> ProbeResult:
     """One single-text inference request; see the module docstring for how answers count."""
     body = {
@@ -93,11 +120,17 @@ def probe(
     model: str = DEFAULT_MODEL,
     timeout_s: float = 3.0,
     ready_first: bool = False,
+    shm_path: str = DEFAULT_SHM_PATH,
+    shm_min_free_bytes: int = 0,
 ) -> ProbeResult:
     if ready_first:
         ready = check_ready(base_url, timeout_s)
         if not ready.healthy:
             return ready
+    if shm_min_free_bytes > 0:
+        shared_memory = check_shared_memory(shm_path, shm_min_free_bytes)
+        if not shared_memory.healthy:
+            return shared_memory
     return canary(base_url, model, timeout_s)
 
 
@@ -120,10 +153,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ask /v2/health/ready before the canary (for the readiness probe)",
     )
+    parser.add_argument(
+        "--shm-min-free-bytes",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="unhealthy when the shared-memory filesystem has less free space than this; set "
+        "it to Triton's python,shm-growth-byte-size (default: 0, not checked)",
+    )
+    parser.add_argument(
+        "--shm-path",
+        default=DEFAULT_SHM_PATH,
+        help="the shared-memory filesystem the Python backend uses (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    result = probe(args.url.rstrip("/"), args.model, args.timeout_seconds, args.check_ready)
+    result = probe(
+        args.url.rstrip("/"),
+        args.model,
+        args.timeout_seconds,
+        args.check_ready,
+        shm_path=args.shm_path,
+        shm_min_free_bytes=args.shm_min_free_bytes,
+    )
     # The kubelet records an exec probe's output in the pod's events when it fails.
     print(result.reason, file=sys.stdout if result.healthy else sys.stderr)
     return 0 if result.healthy else 1

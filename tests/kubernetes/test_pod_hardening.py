@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from inference_tools.exposure import ADMIN_API_CATEGORIES
 from inference_tools.manifests.render import Render
 from inference_tools.paths import work_dir
 from inference_tools.triton_runtime import prepare_runtime
@@ -35,14 +36,7 @@ RESTRICTED_VOLUME_TYPES = {
     "projected",
     "secret",
 }
-RESTRICTED_APIS = {
-    "model-repository",
-    "model-config",
-    "shared-memory",
-    "statistics",
-    "trace",
-    "logging",
-}
+RESTRICTED_APIS = set(ADMIN_API_CATEGORIES)
 KILL_MARGIN_S = 5  # between Triton's last possible exit and the kubelet's SIGKILL
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import tritonclient.grpc as grpcclient
+from inference_tools.exposure import ADMIN_API_CATEGORIES
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.reliability.cluster import TEST_ADMIN_KEY, replica_flags
 from tritonclient.utils import InferenceServerException
@@ -23,14 +24,7 @@ pytestmark = pytest.mark.server
 
 HEADER = "x-triton-admin-key"
 GRPC_HEADER = f"triton-grpc-protocol-{HEADER}"
-RESTRICTED_CATEGORIES = {
-    "model-repository",
-    "model-config",
-    "shared-memory",
-    "statistics",
-    "trace",
-    "logging",
-}
+RESTRICTED_CATEGORIES = set(ADMIN_API_CATEGORIES)
 
 # One call per restricted category, over HTTP: (category, method, path).
 HTTP_ADMIN_CALLS = [

@@ -3,12 +3,15 @@
 import triton_python_backend_utils as pb_utils
 
 from python_backend.pooler_model import HIDDEN_STATE_INPUT, MASK_INPUT, PoolerModel
-from python_backend.triton_glue import output_dtypes, respond
+from python_backend.triton_glue import output_dtypes, respond, string_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.model = PoolerModel(output_dtypes(args["model_config"]))
+        config_json = args["model_config"]
+        self.model = PoolerModel.from_parameters(
+            output_dtypes(config_json), string_parameters(config_json)
+        )
 
     def execute(self, requests):
         inputs = [

@@ -13,6 +13,7 @@ from typing import Any
 from inference_tools.paths import MODEL_REPOSITORY, work_dir
 from inference_tools.reliability import (
     backend_crash,
+    hostile_input,
     overload,
     rolling_restart,
     sigterm_in_flight,
@@ -64,6 +65,10 @@ def _scenarios() -> dict[str, list[Scenario]]:
         "overload": [
             lambda repo, life, args: overload.run(repo, duration_s=60.0),
             lambda repo, life, args: overload.run(repo, duration_s=30.0, queue_limits=False),
+        ],
+        "hostile-input": [
+            lambda repo, life, args: hostile_input.run(repo, life),
+            lambda repo, life, args: hostile_input.run(repo, life, edge_in_front=False),
         ],
         "model-store": [_model_store],
         "soak": [lambda repo, life, args: soak.run(repo, duration_s=args.soak_minutes * 60)],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from inference_tools.exposure import exposure_warning
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import MODEL_REPOSITORY
 
@@ -46,7 +48,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--address",
         default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1; 0.0.0.0 exposes the server to the network)",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 exposes the server to the "
+        "network, and warns which administrative APIs are then open)",
     )
     parser.add_argument(
         "--log-verbose", type=int, default=0, help="Triton's --log-verbose level (0: off)"
@@ -73,6 +76,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    warning = exposure_warning(args.address, args.triton_args)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     if not args.no_build and args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
         from inference_tools.model_artifacts import build_model_artifacts
 

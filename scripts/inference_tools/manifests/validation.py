@@ -56,6 +56,13 @@ CUSTOM_KINDS = {
     "keda.sh/v1alpha1/ScaledObject",
     "keda.sh/v1alpha1/TriggerAuthentication",
 }
+# Implementation policies with no kubernetes-models package: checked here against the
+# openAPIV3Schema of their CRD (descriptions stripped), vendored in crd_validation/schemas/,
+# with unknown fields refused as `kubectl apply` (strict field validation) refuses them.
+SCHEMA_KINDS = {
+    "gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy",
+    "gateway.nginx.org/v1alpha1/ClientSettingsPolicy",
+}
 
 
 @dataclass
@@ -80,7 +87,7 @@ def validate_core(render_: Render, versions: Iterable[str] = KUBERNETES_VERSIONS
 
     problems = []
     for resource in render_.resources:
-        if resource_key(resource) in CUSTOM_KINDS:
+        if resource_key(resource) in CUSTOM_KINDS | SCHEMA_KINDS:
             continue
         for version in versions:
             try:
@@ -123,6 +130,47 @@ def validate_custom(
     if result.returncode != 0:
         raise RuntimeError(f"validate.mjs failed ({result.returncode}):\n{result.stderr}")
     return json.loads(result.stdout)
+
+
+def _strict(schema: Any) -> Any:
+    """The schema with unknown properties refused wherever it lists the known ones."""
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _strict(value) for key, value in schema.items()}
+    open_ended = "additionalProperties" in strict or strict.get(
+        "x-kubernetes-preserve-unknown-fields"
+    )
+    if "properties" in strict and not open_ended:
+        strict["additionalProperties"] = False
+    return strict
+
+
+def validate_against_crd_schema(resource: Resource) -> list[str]:
+    """Errors of one SCHEMA_KINDS resource against its vendored CRD schema."""
+    import jsonschema
+
+    name = resource_key(resource).replace("/", "_", 1).replace("/", "_")
+    schema_file = CRD_VALIDATION_DIR / "schemas" / f"{name}.json"
+    schema = _strict(json.loads(schema_file.read_text()))
+    # metadata is validated by the API server's own ObjectMeta, not the CRD's schema.
+    schema["properties"]["metadata"] = {"type": "object"}
+    validator = jsonschema.Draft7Validator(schema)
+    return [
+        f"{'.'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in validator.iter_errors(resource)
+    ]
+
+
+def validate_schema_kinds_in(renders: Iterable[Render]) -> list[str]:
+    return [
+        f"{render_.name} {resource_id(resource)}: {problem}"
+        for render_ in renders
+        for resource in render_.resources
+        if resource_key(resource) in SCHEMA_KINDS
+        for problem in validate_against_crd_schema(resource)
+    ]
 
 
 def custom_resources(renders: Iterable[Render]) -> Iterator[tuple[str, Resource]]:
@@ -258,6 +306,7 @@ def validate_all(
         with tempfile.TemporaryDirectory(dir=work_dir) as rules_dir:
             report.add("promtool", promtool_check_rules(rule_groups(render_), Path(rules_dir)))
     report.add("custom resources", validate_custom_in(renders, crd_dir))
+    report.add("implementation policies", validate_schema_kinds_in(renders))
     overlays = [r for r in renders if not r.name.startswith("component:")]
     findings = run_checkov(overlays, work_dir, checkov)
     report.add(

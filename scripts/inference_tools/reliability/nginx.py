@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference_tools import edge
 from inference_tools.local_server import LOOPBACK, free_port, port_in_use
 from inference_tools.subprocesses import ManagedService, stop_process
 from inference_tools.system_packages import SystemPackageMissing
 
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 START_TIMEOUT_S = 10.0
+REFUSED_CONTENT_TYPE = "edge_refused_content_type"
 
 
 class NginxMissing(SystemPackageMissing):
@@ -67,7 +69,8 @@ http {{
   fastcgi_temp_path {temp}/fastcgi;
   uwsgi_temp_path {temp}/uwsgi;
   scgi_temp_path {temp}/scgi;
-  client_max_body_size 64m;
+{edge.nginx_http_limits()}
+{edge.nginx_content_type_map(REFUSED_CONTENT_TYPE)}
   # No keep-alive to Triton's HTTP port: on SIGTERM, Triton 2.51 first waits (up to
   # --exit-timeout-secs) for its open HTTP connections to close, still serving requests on
   # them, and pooled proxy connections would hold it there. HTTP/2 (gRPC) is always pooled.
@@ -84,23 +87,21 @@ http {{
     # connections, and a client sending on one at that instant sees a reset. Ingress
     # controllers change endpoints without reloading, so that race belongs to this stand-in.
     keepalive_timeout 0;
-    location / {{
-      proxy_pass http://triton_http;
-      proxy_read_timeout 120s;
-      # Hold a whole response (64 embeddings of JSON fit) in memory: a response spilled to a
-      # temporary file was seen cut short at the buffers' size (16 KB) across a reload.
-      proxy_buffer_size 64k;
-      proxy_buffers 16 64k;
-      proxy_busy_buffers_size 128k;
-      proxy_max_temp_file_size 0;
-    }}
+    proxy_read_timeout 120s;
+    # Hold a whole response (64 embeddings of JSON fit) in memory: a response spilled to a
+    # temporary file was seen cut short at the buffers' size (16 KB) across a reload.
+    proxy_buffer_size 64k;
+    proxy_buffers 16 64k;
+    proxy_busy_buffers_size 128k;
+    proxy_max_temp_file_size 0;
+    # The edge's limits and routes, as the Ingress and Gateway ship them (inference_tools.edge).
+{edge.nginx_server_limits()}
+{edge.nginx_http_locations("triton_http", REFUSED_CONTENT_TYPE)}
   }}
   server {{
     listen {LOOPBACK}:{grpc_port} http2;
-    location / {{
-      grpc_pass grpc://triton_grpc;
-      grpc_read_timeout 120s;
-    }}
+{edge.nginx_server_limits()}
+{edge.nginx_grpc_locations("triton_grpc")}
   }}
 }}
 """

@@ -1,0 +1,23 @@
+"""The `make reliability` hostile-input row, in a short version: no replica lost behind the edge,
+the replica lost without it."""
+
+from __future__ import annotations
+
+import pytest
+from inference_tools.reliability import hostile_input
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+def test_hostile_input_behind_the_edge_loses_no_replica(model_repository, lifecycle, nginx):
+    result = hostile_input.run(model_repository, lifecycle, rounds=1, phase_s=2.0)
+    assert result.details["replicas_lost"] == 0
+    assert result.details["valid_failed"] == 0, result.details["failure_summary"]
+    assert set(result.details["answers"]) <= hostile_input.REFUSALS, result.details["answers"]
+    assert result.passed and "replicas lost: 0" in result.row()["verdict"]
+
+
+def test_the_same_body_without_the_edge_loses_the_replica(model_repository, lifecycle, nginx):
+    result = hostile_input.run(model_repository, lifecycle, edge_in_front=False)
+    assert result.details["replicas_lost"] == 1
+    assert result.passed

@@ -1,0 +1,118 @@
+"""Tensors no client of the ensemble sends, sent to the composing models directly.
+
+The edge routes only the entry model over HTTP, but gRPC carries the model name inside the
+message, and pods can be reached inside the cluster: the encoder and the pooler bound what they
+accept themselves, with a 400 before they allocate for it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from inference_tools.model_config import read_model_config
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.utils import InferenceServerException
+
+from tests.clients import MODEL, PROTOCOLS, infer
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def max_sequence_length(model_repository) -> int:
+    minilm = read_model_config(model_repository / "minilm" / "config.pbtxt")
+    return int(minilm.parameters["max_sequence_length"].string_value)
+
+
+def test_sequence_limits_agree_with_the_tokenizer_and_the_position_table(model_repository):
+    def parameter(path, key: str) -> int:
+        return int(read_model_config(model_repository / path).parameters[key].string_value)
+
+    limit = parameter("minilm/config.pbtxt", "max_sequence_length")
+    assert parameter("minilm/configs/gpu.pbtxt", "max_sequence_length") == limit
+    assert parameter("pooler/config.pbtxt", "max_sequence_length") == limit
+    assert parameter("tokenizer/config.pbtxt", "max_tokens") == limit
+    graph = onnx.load(model_repository / "minilm" / "1" / "model.onnx", load_external_data=False)
+    (positions,) = [t for t in graph.graph.initializer if t.name == "embeddings.position_and_type0"]
+    assert limit <= positions.dims[0]
+
+
+def token_inputs(batch: int, length: int) -> dict[str, np.ndarray]:
+    ids = np.full((batch, length), 1000, dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_encoder_refuses_sequences_past_its_limit_with_400(connect, protocol, max_sequence_length):
+    client = connect(protocol)
+    states = infer(
+        client, protocol, token_inputs(2, max_sequence_length), "minilm", "last_hidden_state"
+    )
+    assert states.shape == (2, max_sequence_length, 384)
+    # The shape that left the encoder's stub at 1.46 GB before it failed with a 500.
+    with pytest.raises(InferenceServerException) as refused:
+        infer(client, protocol, token_inputs(8, 100_000), "minilm", "last_hidden_state")
+    assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+    assert f"the limit is {max_sequence_length}" in refused.value.message()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_encoder_refuses_inputs_the_graph_cannot_take_with_400(connect, protocol):
+    client = connect(protocol)
+    inputs = token_inputs(1, 16)
+    inputs["attention_mask"] = np.ones((1, 32), dtype=np.int64)
+    with pytest.raises(InferenceServerException) as refused:
+        infer(client, protocol, inputs, "minilm", "last_hidden_state")
+    assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_pooler_refuses_sequences_past_its_limit_with_400(connect, protocol, max_sequence_length):
+    client = connect(protocol)
+    length = max_sequence_length + 1
+    inputs = {
+        "last_hidden_state": np.zeros((1, length, 384), dtype=np.float32),
+        "attention_mask": np.ones((1, length), dtype=np.int64),
+    }
+    with pytest.raises(InferenceServerException) as refused:
+        infer(client, protocol, inputs, "pooler", "EMBEDDING")
+    assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+    assert f"the limit is {max_sequence_length}" in refused.value.message()
+
+
+# Triton 2.51 keeps the batch size in 32 bits: 2**32 rows wrap to a batch of 0 and pass the
+# max_batch_size check, and the ensemble answers one embedding without its batch dimension.
+# Fixed in Triton's core after 2.51 ("Input batch size overflow vulnerability", core #434);
+# pinned here so that the upgrade shows. Harmless to the server: one text is read.
+def test_http_batch_of_2_to_the_32_is_answered_as_one_text(triton_server):
+    import http.client
+
+    host, port = triton_server.http_url.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    tensor = {"name": "TEXT", "shape": [2**32, 1], "datatype": "BYTES", "data": ["hello"]}
+    connection.request(
+        "POST",
+        f"/v2/models/{MODEL}/infer",
+        body=json.dumps({"inputs": [tensor]}),
+        headers={"Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 200
+    assert body["outputs"][0]["shape"] == [384]
+
+
+def test_grpc_negative_batch_is_answered_as_one_text(triton_server):
+    import grpc
+
+    request = service_pb2.ModelInferRequest(model_name=MODEL)
+    tensor = request.inputs.add(name="TEXT", datatype="BYTES", shape=[-(2**63), 1])
+    tensor.contents.bytes_contents.append(b"hello")
+    with grpc.insecure_channel(triton_server.grpc_url) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        response = stub.ModelInfer(request, timeout=60)
+    assert [list(output.shape) for output in response.outputs] == [[384]]
