@@ -64,13 +64,53 @@ def test_keda_and_hpa_components_carry_the_same_policy() -> None:
     assert [m.target for m in keda.metrics] == [m.target for m in hpa.metrics]
 
 
+def test_keda_triggers_read_the_series_the_adapter_serves_in_the_same_order() -> None:
+    adapter = manifests.adapter_rules(component_manifests("hpa"))
+    hpa = manifests.hpa_spec(component_manifests("hpa"))
+    by_metric = {rule.metric_name: rule.series for rule in adapter}
+    scaled_object = component_manifests("keda").one("ScaledObject", "triton")
+    triggers = manifests.keda_triggers(scaled_object)
+    assert [f"sum({by_metric[m.name]}" for m in hpa.metrics] == [
+        t.query.split("{")[0] for t in triggers
+    ]
+    # Summed over pods and divided by the pod count: the per-pod average the HPA reads.
+    assert {t.metric_type for t in triggers} == {"AverageValue"}
+
+
+def test_keda_falls_back_to_what_the_adapter_hpa_does_without_metrics() -> None:
+    """The adapter's HPA holds its size when its metrics fail; KEDA's fallback keeps the current
+    count (never below the minimum), and KEDA accepts a fallback only on AverageValue triggers."""
+    scaled_object = component_manifests("keda").one("ScaledObject", "triton")
+    fallback = scaled_object["spec"]["fallback"]
+    assert fallback["behavior"] == "currentReplicasIfHigher"
+    assert fallback["replicas"] == manifests.hpa_spec(component_manifests("hpa")).min_replicas
+    assert fallback["failureThreshold"] >= 1
+    assert all(t.metric_type == "AverageValue" for t in manifests.keda_triggers(scaled_object))
+
+
+def test_queue_signals_are_capped_at_twice_their_value_at_the_objective() -> None:
+    rendered = component_manifests("hpa")
+    caps = manifests.adapter_metric_caps(rendered)
+    recorded = manifests.recording_rules(rendered)
+    objective = float(recorded["triton:queue_time_per_request_objective_us"].split("(")[1][:-1])
+    assert caps == {
+        "triton_queue_time_per_request_us": 2 * objective,
+        "triton_pending_requests": pytest.approx(
+            2 * float(recorded["triton:pending_requests_objective"].split("(")[1][:-1])
+        ),
+    }
+    # The calibrated targets sit below the caps, so the HPA can still read a saturation.
+    targets = {m.name: m.target for m in manifests.hpa_spec(rendered).metrics}
+    assert all(targets[name] < cap for name, cap in caps.items())
+
+
 def test_adapter_query_is_filled_as_the_adapter_fills_it() -> None:
     rules = {r.metric_name: r for r in manifests.adapter_rules(component_manifests("hpa"))}
     queue = rules["triton_queue_time_per_request_us"]
     one = manifests.fill_adapter_query(queue, "inference", ["triton-a"])
     several = manifests.fill_adapter_query(queue, "inference", ["triton-a", "triton-b"])
     assert one == (
-        "max by (pod) (namespace_service_pod:triton_queue_time_per_request_us:rate1m"
+        "max by (pod) (namespace_service_pod:triton_queue_time_per_request_us:capped1m"
         '{namespace="inference",pod="triton-a"})'
     )
     assert 'pod=~"triton-a|triton-b"' in several

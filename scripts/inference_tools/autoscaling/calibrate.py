@@ -36,6 +36,10 @@ from inference_tools.manifests import Render
 LOG = logging.getLogger(__name__)
 QUEUE_RULE = "namespace_service_pod:triton_queue_time_per_request_us:rate1m"
 PENDING_RULE = "namespace_service_pod:triton_pending_requests:avg_over_time30s"
+REQUEST_RATE_RULE = "namespace_service_pod:triton_requests_per_second:rate45s"
+# The request-rate target as a share of the rate at the objective: the HPA lets the metric run
+# 10% over its target before it adds a pod, so 0.9 puts that point at the objective.
+REQUEST_RATE_HEADROOM = 0.9
 # What perf_analyzer prints when Triton's queue policy refuses requests.
 OVERLOAD_SIGNS = ("Request timeout expired", "Exceeds maximum queue size", "UNAVAILABLE")
 _RANGE = re.compile(r"\[\d+[smh]\]")
@@ -53,6 +57,7 @@ class LevelResult:
     p95_latency_ms: float
     queue_time_per_request_us: float
     pending_requests: float
+    requests_per_second: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class Calibration:
     queue_time_at_objective_us: float
     pending_at_objective: float
     between: tuple[LevelResult, LevelResult]
+    requests_per_second_at_objective: float = 0.0
+
+    @property
+    def request_rate_target(self) -> float:
+        return self.requests_per_second_at_objective * REQUEST_RATE_HEADROOM
 
     @property
     def queue_target_us(self) -> float:
@@ -79,10 +89,14 @@ def over_window(expression: str, seconds: float) -> str:
 
 def signal_expressions(rendered: Render) -> dict[str, str]:
     recorded = manifests.recording_rules(rendered)
-    missing = {QUEUE_RULE, PENDING_RULE} - set(recorded)
+    missing = {QUEUE_RULE, PENDING_RULE, REQUEST_RATE_RULE} - set(recorded)
     if missing:
         raise CalibrationError(f"the rendered PrometheusRule lacks {sorted(missing)}")
-    return {"queue": recorded[QUEUE_RULE], "pending": recorded[PENDING_RULE]}
+    return {
+        "queue": recorded[QUEUE_RULE],
+        "pending": recorded[PENDING_RULE],
+        "rate": recorded[REQUEST_RATE_RULE],
+    }
 
 
 def evaluate_for_pod(
@@ -137,6 +151,9 @@ def sweep(
             pending_requests=evaluate_for_pod(
                 prometheus, over_window(expressions["pending"], seconds), pod, namespace
             ),
+            requests_per_second=evaluate_for_pod(
+                prometheus, over_window(expressions["rate"], seconds), pod, namespace
+            ),
         )
         results.append(result)
         if on_level is not None:
@@ -169,6 +186,7 @@ def crossing(results: Sequence[LevelResult], objective_ms: float, headroom: floa
                 queue_time_at_objective_us=at(lambda r: r.queue_time_per_request_us),
                 pending_at_objective=at(lambda r: r.pending_requests),
                 between=(below, above),
+                requests_per_second_at_objective=at(lambda r: r.requests_per_second),
             )
     raise CalibrationError(
         f"p95 latency stayed within {objective_ms:g} ms up to the heaviest level measured "
@@ -185,13 +203,14 @@ def _targets_comment(calibration: Calibration, results: Sequence[LevelResult], s
         f"# at the crossing x {calibration.headroom:g}: headroom, so that the HPA acts before",
         "# the objective is lost.",
         "#",
-        "# load level        | seconds | served/s | p95 ms  | queue us/request | pending",
+        "# load level        | seconds | served/s | p95 ms  | queue us/request | pending "
+        "| requests/s per pod",
     ]
     for r in sorted(results, key=lambda r: r.level.value):
         lines.append(
             f"# {r.level.label:17} | {r.seconds:7.1f} | {r.throughput_per_s:8.1f} | "
             f"{r.p95_latency_ms:7.1f} | {r.queue_time_per_request_us:16.0f} | "
-            f"{r.pending_requests:7.2f}"
+            f"{r.pending_requests:7.2f} | {r.requests_per_second:8.1f}"
         )
     below, above = calibration.between
     lines += [
@@ -202,6 +221,12 @@ def _targets_comment(calibration: Calibration, results: Sequence[LevelResult], s
         f"-> target {calibration.queue_target_us:.0f} us",
         f"#   pending requests there: {calibration.pending_at_objective:.2f} "
         f"-> target {calibration.pending_target:.2f}",
+        f"#   requests per second per pod there: "
+        f"{calibration.requests_per_second_at_objective:.1f} "
+        f"-> target {calibration.request_rate_target:.1f} (x {REQUEST_RATE_HEADROOM:g})",
+        "# Set triton:queue_time_per_request_objective_us and triton:pending_requests_objective",
+        "# (components/monitoring) to the values 'there' above: the queue signals are capped",
+        "# at twice them.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -212,6 +237,7 @@ def component_files(
     """kustomization.yaml of a Component patching the HPA's and the ScaledObject's targets."""
     queue = format_quantity(round(calibration.queue_target_us))
     pending = format_quantity(round(calibration.pending_target, 3))
+    rate = format_quantity(round(calibration.request_rate_target, 1))
     comment = _targets_comment(calibration, results, source)
     patches: list[dict[str, Any]] = [
         {
@@ -227,6 +253,11 @@ def component_files(
                         "op": "replace",
                         "path": "/spec/metrics/1/pods/target/averageValue",
                         "value": pending,
+                    },
+                    {
+                        "op": "replace",
+                        "path": "/spec/metrics/2/pods/target/averageValue",
+                        "value": rate,
                     },
                 ]
             ),
@@ -245,6 +276,11 @@ def component_files(
                         "path": "/spec/triggers/1/metadata/threshold",
                         "value": f"{calibration.pending_target:.3f}".rstrip("0").rstrip("."),
                     },
+                    {
+                        "op": "replace",
+                        "path": "/spec/triggers/2/metadata/threshold",
+                        "value": f"{calibration.request_rate_target:.1f}",
+                    },
                 ]
             ),
         },
@@ -256,8 +292,9 @@ def component_files(
     }
     note = (
         "# NOTE: JSON6902 by index: metric 0 / trigger 0 is the queue time per request, 1 the\n"
-        "# pending requests, as in components/autoscaling-hpa and autoscaling-keda. A patch\n"
-        "# whose target is absent (HPA or ScaledObject) changes nothing.\n"
+        "# pending requests, 2 the requests per second, as in components/autoscaling-hpa and\n"
+        "# autoscaling-keda. A patch whose target is absent (HPA or ScaledObject) changes\n"
+        "# nothing.\n"
     )
     return {"kustomization.yaml": comment + note + manifests.dump_yaml(body)}
 

@@ -58,6 +58,36 @@ def recording_rules(rendered: Render) -> dict[str, str]:
     }
 
 
+_CAP = re.compile(r"clamp_max\(\s*([\w:]+)\s*,\s*scalar\(\s*([\d.]+)\s*\*\s*([\w:]+)\s*\)\s*\)")
+_CONSTANT = re.compile(r"^\s*vector\(\s*([\d.]+)\s*\)\s*$")
+
+
+def signal_caps(rendered: Render) -> dict[str, float]:
+    """Recorded series -> the value its capped recording rule never exceeds.
+
+    Read from rules of the form `clamp_max(SERIES, scalar(K * CONSTANT))` where CONSTANT is a
+    recorded `vector(N)`: the cap is K x N, keyed by the capped rule's own name.
+    """
+    recorded = recording_rules(rendered)
+    caps = {}
+    for name, expression in recorded.items():
+        match = _CAP.search(expression)
+        if match is None:
+            continue
+        _, factor, constant = match.groups()
+        value = _CONSTANT.match(recorded.get(constant, ""))
+        if value is None:
+            raise ManifestError(f"{name}: {constant} is not a recorded vector(N) constant")
+        caps[name] = float(factor) * float(value.group(1))
+    return caps
+
+
+def adapter_metric_caps(rendered: Render) -> dict[str, float]:
+    """The caps of `signal_caps` under the metric names the HPA reads (via the adapter)."""
+    caps = signal_caps(rendered)
+    return {r.metric_name: caps[r.series] for r in adapter_rules(rendered) if r.series in caps}
+
+
 @dataclass(frozen=True)
 class AdapterRule:
     """One prometheus-adapter discovery rule, reduced to what the loop needs."""
