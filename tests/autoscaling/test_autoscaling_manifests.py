@@ -4,12 +4,13 @@ and with the recording rules, and no autoscaled Deployment carries a replica cou
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 from inference_tools.autoscaling import manifests
 from inference_tools.manifests import Render
-from inference_tools.paths import KUSTOMIZE_DIR
+from inference_tools.paths import KUSTOMIZE_DIR, PROJECT_ROOT
 
 OVERLAYS = sorted(p.parent for p in (KUSTOMIZE_DIR / "overlays").glob("*/kustomization.yaml"))
 
@@ -92,16 +93,21 @@ def test_queue_signals_are_capped_at_twice_their_value_at_the_objective() -> Non
     rendered = component_manifests("hpa")
     caps = manifests.adapter_metric_caps(rendered)
     recorded = manifests.recording_rules(rendered)
-    objective = float(recorded["triton:queue_time_per_request_objective_us"].split("(")[1][:-1])
+
+    def constant(name: str) -> float:
+        return float(re.fullmatch(r"vector\(([\d.]+)\)", recorded[name].strip()).group(1))
+
     assert caps == {
-        "triton_queue_time_per_request_us": 2 * objective,
-        "triton_pending_requests": pytest.approx(
-            2 * float(recorded["triton:pending_requests_objective"].split("(")[1][:-1])
+        "triton_queue_time_per_request_us": manifests.SignalCap(
+            2, constant("triton:queue_time_per_request_objective_us")
+        ),
+        "triton_pending_requests": manifests.SignalCap(
+            2, constant("triton:pending_requests_objective")
         ),
     }
-    # The calibrated targets sit below the caps, so the HPA can still read a saturation.
+    # The calibrated targets sit below the caps, so the HPA still reads a saturation.
     targets = {m.name: m.target for m in manifests.hpa_spec(rendered).metrics}
-    assert all(targets[name] < cap for name, cap in caps.items())
+    assert all(targets[name] < cap.value for name, cap in caps.items())
 
 
 def test_adapter_query_is_filled_as_the_adapter_fills_it() -> None:
@@ -125,3 +131,30 @@ def test_helm_values_carry_the_rendered_rules(capsys: pytest.CaptureFixture[str]
     assert values == {
         "rules": {"custom": manifests.adapter_config(manifests.render(overlay))["rules"]}
     }
+
+
+def test_schedule_component_lowers_the_night_floor_and_keeps_the_day_floor(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "repo").symlink_to(PROJECT_ROOT)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": ["repo/kustomize/overlays/gpu-keda"],
+                "components": ["repo/kustomize/components/autoscaling-keda-schedule"],
+            }
+        )
+    )
+    scheduled = manifests.render(tmp_path).one("ScaledObject", "triton")["spec"]
+    gpu_keda = manifests.render(KUSTOMIZE_DIR / "overlays" / "gpu-keda")
+    unscheduled = gpu_keda.one("ScaledObject", "triton")["spec"]
+    *load_triggers, cron = scheduled["triggers"]
+    # The Prometheus triggers stay as they were; the cron trigger comes after them.
+    assert load_triggers == unscheduled["triggers"]
+    assert cron["type"] == "cron"
+    assert int(cron["metadata"]["desiredReplicas"]) == unscheduled["minReplicaCount"]
+    assert scheduled["minReplicaCount"] < unscheduled["minReplicaCount"]
+    assert scheduled["fallback"]["replicas"] == scheduled["minReplicaCount"]
+    assert scheduled["advanced"] == unscheduled["advanced"]

@@ -47,18 +47,32 @@ def test_light_steady_load_stays_at_the_minimum_and_costs_minimum_replica_second
 
 def compare(hpa: HPASpec, traces: list[sim.Trace]) -> dict[str, sim.SimulationResult]:
     results = sim.compare(
-        hpa, SERVICE, traces, startup_s=60, objective_s=0.2, capacity_per_s=POD_CAPACITY
+        hpa,
+        SERVICE,
+        traces,
+        startup_s=60,
+        objective_s=0.2,
+        calibration=POD,
+        caps={
+            sim.QUEUE_METRIC: manifests.SignalCap(2, 0),
+            sim.PENDING_METRIC: manifests.SignalCap(2, 0),
+        },
     )
     return {r.signal: r for r in results}
 
 
-# What calibrated_capacity_per_s finds for SERVICE at a 200 ms objective (see its test).
-POD_CAPACITY = 190.0
+# About what calibrate_pod finds for SERVICE at a 200 ms objective (see its test).
+POD = sim.PodCalibration(capacity_per_s=190.0, queue_time_per_request_us=40000, pending_requests=8)
+POD_CAPACITY = POD.capacity_per_s
 
 
-def test_calibrated_capacity_is_where_p95_reaches_the_objective() -> None:
-    capacity = sim.calibrated_capacity_per_s(SERVICE, 0.2, duration_s=120.0)
+def test_pod_calibration_is_where_p95_reaches_the_objective() -> None:
+    calibration = sim.calibrate_pod(SERVICE, 0.2, duration_s=120.0)
+    capacity = calibration.capacity_per_s
     assert 0.8 * SERVICE.capacity_per_s() < capacity < SERVICE.capacity_per_s()
+    # Near saturation requests queue: tens of milliseconds, several waiting at a time.
+    assert calibration.queue_time_per_request_us > 10 * 1000
+    assert calibration.pending_requests > 1
 
     def p95_s(rate: float) -> float:
         trace = sim.Trace("steady", 120.0, lambda t: rate)
@@ -142,7 +156,22 @@ def test_every_report_says_it_is_a_simulation(hpa: HPASpec) -> None:
     trace = sim.Trace("flat", 60.0, lambda t: 10.0)
     rows = sim.table(list(compare(hpa, [trace]).values()))
     assert "SIMULATION" in LABEL
-    assert {row["signal"] for row in rows} == {sim.ORACLE, *sim.signal_specs(hpa, POD_CAPACITY)}
+    assert {row["signal"] for row in rows} == {sim.ORACLE, *sim.signal_specs(hpa, POD)}
+
+
+def test_targets_and_caps_are_calibrated_on_the_simulated_pod(hpa: HPASpec) -> None:
+    spec = sim.with_simulated_calibration(hpa, POD)
+    targets = {m.name: m.target for m in spec.metrics}
+    assert targets == {
+        sim.QUEUE_METRIC: pytest.approx(40000),
+        sim.PENDING_METRIC: pytest.approx(8),
+        sim.REQUEST_RATE_METRIC: pytest.approx(0.9 * 190.0),
+    }
+    caps = {
+        sim.QUEUE_METRIC: manifests.SignalCap(2, 37000),
+        sim.PENDING_METRIC: manifests.SignalCap(2, 8),
+    }
+    assert sim.simulated_caps(caps, POD) == {sim.QUEUE_METRIC: 80000, sim.PENDING_METRIC: 16}
 
 
 def test_request_rate_counts_refused_requests_as_demand(hpa: HPASpec) -> None:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     startup_s = measured.model_load_seconds + args.node_delay_seconds
     capacity = service.capacity_per_s() * hpa.min_replicas
     policy = queue_policy()
-    pod_capacity = sim.calibrated_capacity_per_s(service, args.objective_ms / 1000, policy)
+    calibration = sim.calibrate_pod(service, args.objective_ms / 1000, policy)
     results = sim.compare(
         hpa,
         service,
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         startup_s,
         args.objective_ms / 1000,
         policy=policy,
-        capacity_per_s=pod_capacity,
+        calibration=calibration,
         caps=manifests.adapter_metric_caps(rendered),
     )
     rows = sim.table(results)
@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
             zip(measured.batch_sizes, measured.seconds_per_batch, strict=True)
         ),
         "pod_capacity_per_s": round(service.capacity_per_s(), 1),
-        "pod_capacity_within_objective_per_s": round(pod_capacity, 1),
+        "pod_at_objective": {
+            "requests_per_s": round(calibration.capacity_per_s, 1),
+            "queue_time_per_request_us": round(calibration.queue_time_per_request_us),
+            "pending_requests": round(calibration.pending_requests, 2),
+        },
         "pod_batch_size": service.max_batch,
         "queue_policy": {"max_queue_size": policy.max_queue_size, "timeout_s": policy.timeout_s},
         "startup_seconds": round(startup_s, 1),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from inference_tools.autoscaling.calibrate import REQUEST_RATE_HEADROOM
+from inference_tools.autoscaling.calibrate import QUEUE_HEADROOM, REQUEST_RATE_HEADROOM
 from inference_tools.autoscaling.hpa import (
     PERCENT_POLICY,
     PODS_POLICY,
@@ -38,6 +38,7 @@ from inference_tools.autoscaling.hpa import (
     ScalingPolicy,
     ScalingRules,
 )
+from inference_tools.autoscaling.manifests import SignalCap
 
 SCRAPE_INTERVAL_S = 15.0
 SYNC_PERIOD_S = 15.0
@@ -137,34 +138,52 @@ class OracleAutoscaler:
         return min(self.max_replicas, max(self.min_replicas, needed))
 
 
-def calibrated_capacity_per_s(
+@dataclass(frozen=True)
+class PodCalibration:
+    """What `make calibrate` measures on a real pod, measured on a simulated one: the load at
+    which p95 latency reaches the objective, and the queue signals at that load."""
+
+    capacity_per_s: float
+    queue_time_per_request_us: float
+    pending_requests: float
+
+
+def calibrate_pod(
     service: ServiceTimes,
     objective_s: float,
     policy: QueuePolicy = QueuePolicy(),
     seed: int = 1,
     duration_s: float = 600.0,
-) -> float:
-    """Requests per second one simulated pod serves with p95 latency within the objective.
-
-    What `make calibrate` measures on a real pod, done here on the simulated one: a steady
-    Poisson load on a single pod, bisected to where p95 latency reaches the objective. It is
-    the capacity the oracle plans with and what the request-rate target is calibrated against.
-    """
+) -> PodCalibration:
+    """A steady Poisson load on one simulated pod, bisected to where p95 latency reaches the
+    objective. Its capacity is what the oracle plans with; all three values calibrate the
+    policy's targets on the simulated pod (`with_simulated_calibration`)."""
     single = HPASpec(min_replicas=1, max_replicas=1, metrics=(), behavior=None)
     top = service.capacity_per_s()
 
-    def meets_objective(rate: float) -> bool:
+    def steady(rate: float) -> tuple[Simulation, SimulationResult]:
         trace = Trace("steady", duration_s, lambda t: rate)
-        result = Simulation(
+        simulation = Simulation(
             single, service, trace, 0.0, objective_s, seed, policy=policy, oracle_capacity_per_s=top
-        ).run()
+        )
+        return simulation, simulation.run()
+
+    def meets_objective(rate: float) -> bool:
+        _, result = steady(rate)
         return result.rejected == 0 and result.percentile_ms(95) <= objective_s * 1000
 
     low, high = 0.0, top
     for _ in range(12):
         middle = (low + high) / 2
         low, high = (middle, high) if meets_objective(middle) else (low, middle)
-    return low
+    simulation, _ = steady(low)
+    (pod,) = simulation.pods
+    scrapes = simulation.scrapes[pod.name]
+    return PodCalibration(
+        capacity_per_s=low,
+        queue_time_per_request_us=pod.queue_duration_total_s / max(1, pod.success_total) * 1e6,
+        pending_requests=sum(s.pending for s in scrapes) / max(1, len(scrapes)),
+    )
 
 
 @dataclass
@@ -239,24 +258,37 @@ SHIPPED = "shipped policy"
 PREVIOUS = "queue time + pending (previous policy)"
 
 
-def with_simulated_calibration(hpa: HPASpec, capacity_per_s: float) -> HPASpec:
-    """The HPA with its request-rate target calibrated on the simulated pod.
+def with_simulated_calibration(hpa: HPASpec, calibration: PodCalibration) -> HPASpec:
+    """The HPA with its targets calibrated on the simulated pod.
 
-    The rendered target was measured on real hardware in Triton's units (requests of every
-    model that queues); the simulated pod has its own capacity. The target keeps the rendered
-    policy's meaning: that capacity times the headroom `make calibrate` applies to it.
+    The rendered targets were measured on real hardware, in Triton's units (requests of every
+    model that queues); the simulated pod has its own capacity and queues. Each target keeps
+    the rendered policy's meaning: the value at the objective times `make calibrate`'s
+    headroom for it.
     """
+    at_objective = {
+        REQUEST_RATE_METRIC: calibration.capacity_per_s * REQUEST_RATE_HEADROOM,
+        QUEUE_METRIC: calibration.queue_time_per_request_us * QUEUE_HEADROOM,
+        PENDING_METRIC: calibration.pending_requests * QUEUE_HEADROOM,
+    }
     metrics = tuple(
-        replace(m, target=capacity_per_s * REQUEST_RATE_HEADROOM)
-        if m.name == REQUEST_RATE_METRIC
-        else m
+        replace(m, target=at_objective[m.name]) if m.name in at_objective else m
         for m in hpa.metrics
     )
     return replace(hpa, metrics=metrics)
 
 
+def simulated_caps(caps: Mapping[str, SignalCap], calibration: PodCalibration) -> dict[str, float]:
+    """The rendered caps' factors applied to the simulated pod's values at the objective."""
+    at_objective = {
+        QUEUE_METRIC: calibration.queue_time_per_request_us,
+        PENDING_METRIC: calibration.pending_requests,
+    }
+    return {name: cap.factor * at_objective[name] for name, cap in caps.items()}
+
+
 def signal_specs(
-    hpa: HPASpec, capacity_per_s: float, cpu_target_percent: float = 80.0
+    hpa: HPASpec, calibration: PodCalibration, cpu_target_percent: float = 80.0
 ) -> dict[str, HPASpec]:
     """Every autoscaler the table compares (the oracle is added by `compare`).
 
@@ -264,7 +296,7 @@ def signal_specs(
     time + pending with its slow scale-down), and a CPU-based HPA as most clusters run it
     (utilisation target, the API server's default behavior).
     """
-    shipped = with_simulated_calibration(hpa, capacity_per_s)
+    shipped = with_simulated_calibration(hpa, calibration)
     by_name = {m.name: m for m in shipped.metrics}
     specs = {SHIPPED: shipped}
     if REQUEST_RATE_METRIC in by_name:
@@ -524,26 +556,26 @@ def compare(
     objective_s: float,
     seed: int = 1,
     policy: QueuePolicy = QueuePolicy(),
-    capacity_per_s: float | None = None,
-    caps: Mapping[str, float] | None = None,
+    calibration: PodCalibration | None = None,
+    caps: Mapping[str, SignalCap] | None = None,
 ) -> list[SimulationResult]:
     """Every trace under the oracle first, then under each autoscaler of `signal_specs`.
 
-    `caps` (from the rendered rules, `signal_caps`) apply to every policy but the previous one,
-    which read the queue signals uncapped.
+    `caps` (from the rendered rules, `adapter_metric_caps`) apply to every policy but the
+    previous one, which read the queue signals uncapped. Every policy's targets are calibrated
+    on the simulated pod (`calibration`, measured when not given).
     """
-    capacity = (
-        calibrated_capacity_per_s(service, objective_s, policy, seed)
-        if capacity_per_s is None
-        else capacity_per_s
-    )
+    if calibration is None:
+        calibration = calibrate_pod(service, objective_s, policy, seed)
+    capacity = calibration.capacity_per_s
+    pod_caps = simulated_caps(caps or {}, calibration)
     results = []
     for trace in traces:
         oracle = Simulation(
             hpa, service, trace, startup_s, objective_s, seed, ORACLE, policy, capacity
         )
         results.append(oracle.run())
-        for name, spec in signal_specs(hpa, capacity).items():
+        for name, spec in signal_specs(hpa, calibration).items():
             simulation = Simulation(
                 spec,
                 service,
@@ -553,7 +585,7 @@ def compare(
                 seed,
                 name,
                 policy,
-                caps=None if name == PREVIOUS else caps,
+                caps=None if name == PREVIOUS else pod_caps,
             )
             results.append(simulation.run())
     return results
