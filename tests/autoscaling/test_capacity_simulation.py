@@ -125,9 +125,11 @@ def test_every_row_is_measured_against_the_oracle_of_its_trace(hpa: HPASpec) -> 
 def test_queue_signal_decides_before_cpu_on_a_spike(hpa: HPASpec) -> None:
     capacity = SERVICE.capacity_per_s() * hpa.min_replicas
     trace = sim.spike_trace(0.3 * capacity, 2.5 * capacity, at_s=60, length_s=120, duration_s=420)
-    results = compare(hpa, [trace])
-    deployed = results[sim.PREVIOUS]
-    cpu = results["CPU 80%"]
+    specs = sim.signal_specs(hpa, POD)
+    deployed, cpu = (
+        sim.Simulation(specs[name], SERVICE, trace, 60, 0.2, signal=name).run()
+        for name in (sim.PREVIOUS, "CPU 80%")
+    )
     assert first_scale_out(deployed, hpa.min_replicas) < first_scale_out(cpu, hpa.min_replicas)
     # CPU utilisation saturates at 100%, so it can ask for at most 100/80 of the pods per sync.
     peak_deployed = max(running for _, running, _, _ in deployed.timeline)
