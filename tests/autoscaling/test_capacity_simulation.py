@@ -6,6 +6,7 @@ Synthetic service times keep these fast; `inference-tools simulate` feeds it mea
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from inference_tools.autoscaling import manifests
@@ -200,3 +201,21 @@ def test_caps_bound_what_the_autoscaler_reads(hpa: HPASpec) -> None:
     assert capped._window_value(pod, 120.0, sim.QUEUE_METRIC) == 5000.0
     assert capped._window_value(pod, 120.0, sim.PENDING_METRIC) == 3.0
     assert capped._uncapped_window_value(pod, 120.0, sim.QUEUE_METRIC) > 5000.0
+
+
+def test_simulated_windows_are_the_recording_rules_windows() -> None:
+    recorded = manifests.recording_rules(manifests.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa"))
+
+    def window_s(series: str) -> float:
+        (window,) = set(re.findall(r"\[(\d+)s\]", recorded[series].replace("[1m]", "[60s]")))
+        return float(window)
+
+    assert window_s("namespace_service_pod:triton_requests_per_second:rate45s") == (
+        sim.REQUEST_RATE_WINDOW_S
+    )
+    assert window_s("namespace_service_pod:triton_queue_time_per_request_us:rate1m") == (
+        sim.QUEUE_WINDOW_S
+    )
+    assert window_s("namespace_service_pod:triton_pending_requests:avg_over_time30s") == (
+        sim.PENDING_WINDOW_S
+    )

@@ -6,9 +6,10 @@ serves after a start-up time (the measured model load time plus a node/image del
 the user). Requests arrive as a Poisson process at the rate of a trace and go to the ready pod
 with the fewest requests outstanding (what an L7 gateway does). The monitoring pipeline is
 modelled on the deployed one: scrapes every 15 s, the recording rules' windows (queue time per
-request over 1 minute, pending requests averaged over 30 s), CPU utilisation averaged over a
-minute as metrics-server reports it, and the HPA algorithm (inference_tools.autoscaling.hpa)
-with the rendered object's settings every 15 s.
+request over 1 minute, pending requests averaged over 30 s, requests per second over 45 s) and
+caps, CPU utilisation averaged over a minute as metrics-server reports it, and the HPA
+algorithm (inference_tools.autoscaling.hpa) with the rendered object's settings every 15 s.
+Every policy is measured against an oracle autoscaler (`OracleAutoscaler`) on the same trace.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SYNC_PERIOD_S = 15.0
 QUEUE_WINDOW_S = 60.0
 PENDING_WINDOW_S = 30.0
 CPU_WINDOW_S = 60.0
-REQUEST_RATE_WINDOW_S = 30.0
+REQUEST_RATE_WINDOW_S = 45.0
 QUEUE_METRIC = "triton_queue_time_per_request_us"
 PENDING_METRIC = "triton_pending_requests"
 REQUEST_RATE_METRIC = "triton_requests_per_second"
