@@ -123,7 +123,7 @@ calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KED
 	$(CLI) autoscaling calibrate --objective-ms $(OBJECTIVE_MS) $(CALIBRATE_ARGS)
 
 .PHONY: simulate
-simulate: setup ## Capacity SIMULATION of the autoscaled fleet on step/spike/diurnal traces; table and plots in perf/results/simulation
+simulate: setup ## Capacity SIMULATION: the autoscaling policies against an oracle on step/spike/diurnal traces; table and plots in perf/results/simulation
 	$(CLI) autoscaling simulate --objective-ms $(OBJECTIVE_MS)
 
 PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))

@@ -24,7 +24,7 @@ SYNC_PERIOD_S = 3.0
 # measured delay is a handful of seconds.
 SCALE_OUT_BOUND_SCRAPES = 20
 # From the end of the load back to the minimum: the queue-time rate forgets the overload after
-# its 1-minute window, then the shortened 30 s scale-down window passes; allow 60 s for the
+# its 1-minute window, then the 30 s scale-down window passes; allow 60 s for the
 # backlog to drain and the syncs to line up.
 RATE_WINDOW_S = 60
 

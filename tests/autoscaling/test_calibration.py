@@ -25,15 +25,19 @@ CPU_HPA = KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
 CPU_KEDA = KUSTOMIZE_DIR / "overlays" / "cpu-keda"
 
 
-def level(concurrency: int, p95_ms: float, queue_us: float, pending: float) -> LevelResult:
-    return LevelResult(LoadLevel("concurrency", concurrency), 20.0, 50.0, p95_ms, queue_us, pending)
+def level(
+    concurrency: int, p95_ms: float, queue_us: float, pending: float, rate: float
+) -> LevelResult:
+    return LevelResult(
+        LoadLevel("concurrency", concurrency), 20.0, 50.0, p95_ms, queue_us, pending, rate
+    )
 
 
 SWEEP = [
-    level(1, 40.0, 1000.0, 0.2),
-    level(4, 120.0, 9000.0, 2.0),
-    level(8, 320.0, 41000.0, 6.0),
-    level(16, 900.0, 150000.0, 14.0),
+    level(1, 40.0, 1000.0, 0.2, 40.0),
+    level(4, 120.0, 9000.0, 2.0, 100.0),
+    level(8, 320.0, 41000.0, 6.0, 140.0),
+    level(16, 900.0, 150000.0, 14.0, 150.0),
 ]
 
 
@@ -45,6 +49,9 @@ def test_crossing_interpolates_both_signals_between_the_levels_around_the_object
     assert result.pending_at_objective == pytest.approx(4.0)
     assert result.queue_target_us == pytest.approx(20000.0)
     assert result.pending_target == pytest.approx(3.2)
+    # The request rate at the crossing, times 0.9 for the HPA's 10% tolerance.
+    assert result.requests_per_second_at_objective == pytest.approx(120.0)
+    assert result.request_rate_target == pytest.approx(108.0)
 
 
 def test_crossing_refuses_objectives_outside_the_measured_range() -> None:
@@ -92,7 +99,7 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
         targets = [
             t.threshold for t in rendered_settings.keda_triggers(rendered.one("ScaledObject"))
         ]
-    assert targets == [pytest.approx(20000.0), pytest.approx(3.2)]
+    assert targets == [pytest.approx(20000.0), pytest.approx(3.2), pytest.approx(108.0)]
     assert parse_quantity("3200m") == pytest.approx(3.2)
 
 

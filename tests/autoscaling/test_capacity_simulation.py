@@ -7,6 +7,7 @@ ones.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from inference_tools.autoscaling import rendered_settings
@@ -49,14 +50,91 @@ def test_light_steady_load_stays_at_the_minimum_and_costs_minimum_replica_second
     assert result.rejected == 0
 
 
+def compare(hpa: HPASpec, traces: list[sim.Trace]) -> dict[str, sim.SimulationResult]:
+    results = sim.compare(
+        hpa,
+        SERVICE,
+        traces,
+        startup_s=60,
+        objective_s=0.2,
+        calibration=POD,
+        caps={
+            sim.QUEUE_METRIC: rendered_settings.SignalCap(2, 0),
+            sim.PENDING_METRIC: rendered_settings.SignalCap(2, 0),
+        },
+    )
+    return {r.signal: r for r in results}
+
+
+# About what calibrate_pod finds for SERVICE at a 200 ms objective (see its test).
+POD = sim.PodCalibration(capacity_per_s=190.0, queue_time_per_request_us=40000, pending_requests=8)
+POD_CAPACITY = POD.capacity_per_s
+
+
+def test_pod_calibration_is_where_p95_reaches_the_objective() -> None:
+    calibration = sim.calibrate_pod(SERVICE, 0.2, duration_s=120.0)
+    capacity = calibration.capacity_per_s
+    assert 0.8 * SERVICE.capacity_per_s() < capacity < SERVICE.capacity_per_s()
+    # Near saturation requests queue: tens of milliseconds, several waiting at a time.
+    assert calibration.queue_time_per_request_us > 10 * 1000
+    assert calibration.pending_requests > 1
+
+    def p95_s(rate: float) -> float:
+        trace = sim.Trace("steady", 120.0, lambda t: rate)
+        run = sim.Simulation(
+            HPASpec(1, 1, (), None), SERVICE, trace, 0, 0.2, oracle_capacity_per_s=1e9
+        ).run()
+        return run.percentile_ms(95) / 1000
+
+    assert p95_s(capacity) <= 0.2 < p95_s(min(SERVICE.capacity_per_s(), capacity * 1.05))
+
+
+def test_oracle_asks_for_exactly_the_pods_the_demand_needs() -> None:
+    oracle = sim.OracleAutoscaler(min_replicas=2, max_replicas=10, capacity_per_s=100.0)
+    assert oracle.desired_replicas(50.0) == 2  # never below the minimum
+    assert oracle.desired_replicas(300.0) == 3  # exactly at capacity: no extra pod
+    assert oracle.desired_replicas(301.0) == 4
+    assert oracle.desired_replicas(5000.0) == 10  # never above the maximum
+
+
+def test_oracle_scales_at_the_step_and_its_pods_start_as_slowly(hpa: HPASpec) -> None:
+    trace = sim.step_trace(100.0, 3.5 * POD_CAPACITY, at_s=60, duration_s=240)
+    result = sim.Simulation(
+        hpa, SERVICE, trace, 45, 0.2, signal=sim.ORACLE, oracle_capacity_per_s=POD_CAPACITY
+    ).run()
+    running = {t: n for t, n, _, _ in result.timeline}
+    ready = {t: r for t, _, r, _ in result.timeline}
+    assert running[59.0] == hpa.min_replicas and running[60.0] == 4
+    assert ready[104.0] == hpa.min_replicas and ready[105.0] == 4
+
+
+def test_every_row_is_measured_against_the_oracle_of_its_trace(hpa: HPASpec) -> None:
+    capacity = SERVICE.capacity_per_s() * hpa.min_replicas
+    trace = sim.step_trace(0.35 * capacity, 1.5 * capacity, at_s=60, duration_s=300)
+    rows = {r["signal"]: r for r in sim.table(list(compare(hpa, [trace]).values()))}
+    oracle = rows[sim.ORACLE]
+    assert oracle["replica_seconds_vs_oracle"] == 1.0
+    assert oracle["over_objective_s_minus_oracle"] == 0 and oracle["within_targets"]
+    for row in rows.values():
+        ratio = row["replica_seconds"] / oracle["replica_seconds"]
+        assert row["replica_seconds_vs_oracle"] == pytest.approx(ratio, abs=0.01)
+        assert row["over_objective_s_minus_oracle"] == (
+            row["seconds_over_objective"] - oracle["seconds_over_objective"]
+        )
+    # The previous policy's queue signals multiply the fleet; the shipped one stays near the
+    # oracle on the same step.
+    previous = rows[sim.PREVIOUS]["replica_seconds_vs_oracle"]
+    assert rows[sim.SHIPPED]["replica_seconds_vs_oracle"] < previous
+
+
 def test_queue_signal_decides_before_cpu_on_a_spike(hpa: HPASpec) -> None:
     capacity = SERVICE.capacity_per_s() * hpa.min_replicas
     trace = sim.spike_trace(0.3 * capacity, 2.5 * capacity, at_s=60, length_s=120, duration_s=420)
-    results = {
-        r.signal: r for r in sim.compare(hpa, SERVICE, [trace], startup_s=60, objective_s=0.2)
-    }
-    deployed = results["queue time + pending (deployed)"]
-    cpu = results["CPU 80%"]
+    specs = sim.signal_specs(hpa, POD)
+    deployed, cpu = (
+        sim.Simulation(specs[name], SERVICE, trace, 60, 0.2, signal=name).run()
+        for name in (sim.PREVIOUS, "CPU 80%")
+    )
     assert first_scale_out(deployed, hpa.min_replicas) < first_scale_out(cpu, hpa.min_replicas)
     # CPU utilisation saturates at 100%, so it can ask for at most 100/80 of the pods per sync.
     peak_deployed = max(running for _, running, _, _ in deployed.timeline)
@@ -83,6 +161,67 @@ def test_queue_policy_comes_from_the_model_configuration() -> None:
 
 def test_every_report_says_it_is_a_simulation(hpa: HPASpec) -> None:
     trace = sim.Trace("flat", 60.0, lambda t: 10.0)
-    rows = sim.table(sim.compare(hpa, SERVICE, [trace], startup_s=30, objective_s=0.2))
+    rows = sim.table(list(compare(hpa, [trace]).values()))
     assert "SIMULATION" in LABEL
-    assert {row["signal"] for row in rows} == set(sim.signal_specs(hpa))
+    assert {row["signal"] for row in rows} == {sim.ORACLE, *sim.signal_specs(hpa, POD)}
+
+
+def test_targets_and_caps_are_calibrated_on_the_simulated_pod(hpa: HPASpec) -> None:
+    spec = sim.with_simulated_calibration(hpa, POD)
+    targets = {m.name: m.target for m in spec.metrics}
+    assert targets == {
+        sim.QUEUE_METRIC: pytest.approx(40000),
+        sim.PENDING_METRIC: pytest.approx(8),
+        sim.REQUEST_RATE_METRIC: pytest.approx(0.9 * 190.0),
+    }
+    caps = {
+        sim.QUEUE_METRIC: rendered_settings.SignalCap(2, 37000),
+        sim.PENDING_METRIC: rendered_settings.SignalCap(2, 8),
+    }
+    assert sim.simulated_caps(caps, POD) == {sim.QUEUE_METRIC: 80000, sim.PENDING_METRIC: 16}
+
+
+def test_request_rate_counts_refused_requests_as_demand(hpa: HPASpec) -> None:
+    spec = dataclasses.replace(hpa, min_replicas=1, max_replicas=1)
+    demand = 3 * SERVICE.capacity_per_s()
+    trace = sim.Trace("overload", 120.0, lambda t: demand)
+    simulation = sim.Simulation(
+        spec, SERVICE, trace, 0, 0.2, policy=sim.QueuePolicy(max_queue_size=16, timeout_s=0.5)
+    )
+    simulation.run()
+    pod = simulation.pods[0]
+    rate = simulation._window_value(pod, 120.0, sim.REQUEST_RATE_METRIC)
+    assert rate == pytest.approx(demand, rel=0.1)
+
+
+def test_caps_bound_what_the_autoscaler_reads(hpa: HPASpec) -> None:
+    spec = dataclasses.replace(hpa, min_replicas=1, max_replicas=1)
+    trace = sim.Trace("overload", 120.0, lambda t: 3 * SERVICE.capacity_per_s())
+    capped = sim.Simulation(
+        spec, SERVICE, trace, 0, 0.2, caps={sim.QUEUE_METRIC: 5000.0, sim.PENDING_METRIC: 3.0}
+    )
+    capped.run()
+    pod = capped.pods[0]
+    assert capped._window_value(pod, 120.0, sim.QUEUE_METRIC) == 5000.0
+    assert capped._window_value(pod, 120.0, sim.PENDING_METRIC) == 3.0
+    assert capped._uncapped_window_value(pod, 120.0, sim.QUEUE_METRIC) > 5000.0
+
+
+def test_simulated_windows_are_the_recording_rules_windows() -> None:
+    recorded = rendered_settings.recording_rules(
+        rendered_settings.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa")
+    )
+
+    def window_s(series: str) -> float:
+        (window,) = set(re.findall(r"\[(\d+)s\]", recorded[series].replace("[1m]", "[60s]")))
+        return float(window)
+
+    assert window_s("namespace_service_pod:triton_requests_per_second:rate45s") == (
+        sim.REQUEST_RATE_WINDOW_S
+    )
+    assert window_s("namespace_service_pod:triton_queue_time_per_request_us:rate1m") == (
+        sim.QUEUE_WINDOW_S
+    )
+    assert window_s("namespace_service_pod:triton_pending_requests:avg_over_time30s") == (
+        sim.PENDING_WINDOW_S
+    )

@@ -75,6 +75,7 @@ class LoopRow:
     throughput_per_s: float | None
     queue_time_per_request_us: float | None
     pending_requests: float | None
+    requests_per_second: float | None
     hpa_replicas: int
     hpa_reason: str
     keda_replicas: int | None
@@ -91,6 +92,7 @@ class LoopResult:
     sync_period_s: float
     queue_target_us: float
     pending_target: float
+    request_rate_target: float
     extra: dict[str, Any] = field(default_factory=dict)
 
     def first_time(self, after_s: float, predicate: Callable[[LoopRow], bool]) -> float | None:
@@ -235,7 +237,8 @@ def run_loop(
     rule_file = _with_interval(
         rendered_settings.prometheus_rule_file(hpa_rendered), f"{settings.scrape_interval_s}s"
     )
-    queue_metric, pending_metric = (m.name for m in hpa_spec.metrics)
+    # In the order the calibrated component patches them: queue time, pending, request rate.
+    queue_metric, pending_metric, rate_metric = (m.name for m in hpa_spec.metrics)
     result = LoopResult(
         rows=[],
         phases=settings.phases,
@@ -246,6 +249,7 @@ def run_loop(
         sync_period_s=settings.sync_period_s,
         queue_target_us=hpa_spec.metrics[0].target,
         pending_target=hpa_spec.metrics[1].target,
+        request_rate_target=hpa_spec.metrics[2].target,
     )
     with LocalPrometheus(
         prometheus_config, {"triton-rules.yaml": rule_file}, work_dir=out_dir / "prometheus"
@@ -306,6 +310,7 @@ def run_loop(
                         ),
                         queue_time_per_request_us=_first(pod_values.get(queue_metric)),
                         pending_requests=_first(pod_values.get(pending_metric)),
+                        requests_per_second=_first(pod_values.get(rate_metric)),
                         hpa_replicas=hpa.replicas,
                         hpa_reason=reason,
                         keda_replicas=keda.replicas if keda else None,

@@ -168,7 +168,7 @@ def plot_simulation(results: Sequence[SimulationResult], path: Path, title: str)
     latency.legend(loc="upper right", fontsize=7)
     pods.set_ylabel("pods ready")
     pods.set_title(
-        "Ready pods per scaling signal (HPA algorithm, rendered behavior)", fontsize=10, loc="left"
+        "Ready pods per autoscaler (the oracle, or the HPA algorithm)", fontsize=10, loc="left"
     )
     pods.legend(loc="upper left", fontsize=7)
     fig.suptitle(title, fontsize=11)

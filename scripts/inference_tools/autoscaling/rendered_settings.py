@@ -59,6 +59,45 @@ def recording_rules(rendered: Render) -> dict[str, str]:
     }
 
 
+_CAP = re.compile(r"clamp_max\(\s*([\w:]+)\s*,\s*scalar\(\s*([\d.]+)\s*\*\s*([\w:]+)\s*\)\s*\)")
+_CONSTANT = re.compile(r"^\s*vector\(\s*([\d.]+)\s*\)\s*$")
+
+
+@dataclass(frozen=True)
+class SignalCap:
+    """A recording rule's `clamp_max(SERIES, scalar(FACTOR * OBJECTIVE))`, OBJECTIVE a recorded
+    `vector(N)`: the signal never reads more than FACTOR times its value at the objective."""
+
+    factor: float
+    objective: float
+
+    @property
+    def value(self) -> float:
+        return self.factor * self.objective
+
+
+def signal_caps(rendered: Render) -> dict[str, SignalCap]:
+    """Capped recorded series -> its cap, read from the rendered recording rules."""
+    recorded = recording_rules(rendered)
+    caps = {}
+    for name, expression in recorded.items():
+        match = _CAP.search(expression)
+        if match is None:
+            continue
+        _, factor, constant = match.groups()
+        value = _CONSTANT.match(recorded.get(constant, ""))
+        if value is None:
+            raise ManifestError(f"{name}: {constant} is not a recorded vector(N) constant")
+        caps[name] = SignalCap(float(factor), float(value.group(1)))
+    return caps
+
+
+def adapter_metric_caps(rendered: Render) -> dict[str, SignalCap]:
+    """The caps of `signal_caps` under the metric names the HPA reads (via the adapter)."""
+    caps = signal_caps(rendered)
+    return {r.metric_name: caps[r.series] for r in adapter_rules(rendered) if r.series in caps}
+
+
 @dataclass(frozen=True)
 class AdapterRule:
     """One prometheus-adapter discovery rule, reduced to what the loop needs."""

@@ -6,9 +6,10 @@ serves after a start-up time (the measured model load time plus a node/image del
 the user). Requests arrive as a Poisson process at the rate of a trace and go to the ready pod
 with the fewest requests outstanding (what an L7 gateway does). The monitoring pipeline is
 modelled on the deployed one: scrapes every 15 s, the recording rules' windows (queue time per
-request over 1 minute, pending requests averaged over 30 s), CPU utilisation averaged over a
-minute as metrics-server reports it, and the HPA algorithm (inference_tools.autoscaling.hpa)
-with the rendered object's settings every 15 s.
+request over 1 minute, pending requests averaged over 30 s, requests per second over 45 s) and
+caps, CPU utilisation averaged over a minute as metrics-server reports it, and the HPA
+algorithm (inference_tools.autoscaling.hpa) with the rendered object's settings every 15 s.
+Every policy is measured against an oracle autoscaler (`OracleAutoscaler`) on the same trace.
 """
 
 from __future__ import annotations
@@ -18,29 +19,40 @@ import heapq
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from inference_tools.autoscaling.calibrate import QUEUE_HEADROOM, REQUEST_RATE_HEADROOM
 from inference_tools.autoscaling.hpa import (
+    PERCENT_POLICY,
+    PODS_POLICY,
     RESOURCE_METRIC,
     UTILIZATION,
+    Behavior,
     HorizontalPodAutoscaler,
     HPASpec,
     MetricTarget,
     Observation,
     Pod,
+    ScalingPolicy,
+    ScalingRules,
 )
+from inference_tools.autoscaling.rendered_settings import SignalCap
 
 SCRAPE_INTERVAL_S = 15.0
 SYNC_PERIOD_S = 15.0
 QUEUE_WINDOW_S = 60.0
 PENDING_WINDOW_S = 30.0
 CPU_WINDOW_S = 60.0
+REQUEST_RATE_WINDOW_S = 45.0
 QUEUE_METRIC = "triton_queue_time_per_request_us"
 PENDING_METRIC = "triton_pending_requests"
+REQUEST_RATE_METRIC = "triton_requests_per_second"
 CPU_METRIC = "cpu"
+ORACLE_TICK_S = 1.0
+ORACLE = "oracle"
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,73 @@ def diurnal_trace(low: float, high: float, period_s: float = 2400.0) -> Trace:
     )
 
 
+@dataclass(frozen=True)
+class OracleAutoscaler:
+    """The best a reactive autoscaler could do: the yardstick for every policy.
+
+    At every instant it knows the true demand (no forecast, no scrape, no rule window, no sync
+    period) and asks for exactly the replicas that demand needs at the per-pod capacity, within
+    the same bounds; its pods start as slowly as everyone's.
+    """
+
+    min_replicas: int
+    max_replicas: int
+    capacity_per_s: float
+
+    def desired_replicas(self, demand_per_s: float) -> int:
+        # A hair below an integer multiple is still that many pods, not one more.
+        needed = math.ceil(demand_per_s / self.capacity_per_s - 1e-9)
+        return min(self.max_replicas, max(self.min_replicas, needed))
+
+
+@dataclass(frozen=True)
+class PodCalibration:
+    """What `make calibrate` measures on a real pod, measured on a simulated one: the load at
+    which p95 latency reaches the objective, and the queue signals at that load."""
+
+    capacity_per_s: float
+    queue_time_per_request_us: float
+    pending_requests: float
+
+
+def calibrate_pod(
+    service: ServiceTimes,
+    objective_s: float,
+    policy: QueuePolicy = QueuePolicy(),
+    seed: int = 1,
+    duration_s: float = 600.0,
+) -> PodCalibration:
+    """A steady Poisson load on one simulated pod, bisected to where p95 latency reaches the
+    objective. Its capacity is what the oracle plans with; all three values calibrate the
+    policy's targets on the simulated pod (`with_simulated_calibration`)."""
+    single = HPASpec(min_replicas=1, max_replicas=1, metrics=(), behavior=None)
+    top = service.capacity_per_s()
+
+    def steady(rate: float) -> tuple[Simulation, SimulationResult]:
+        trace = Trace("steady", duration_s, lambda t: rate)
+        simulation = Simulation(
+            single, service, trace, 0.0, objective_s, seed, policy=policy, oracle_capacity_per_s=top
+        )
+        return simulation, simulation.run()
+
+    def meets_objective(rate: float) -> bool:
+        _, result = steady(rate)
+        return result.rejected == 0 and result.percentile_ms(95) <= objective_s * 1000
+
+    low, high = 0.0, top
+    for _ in range(12):
+        middle = (low + high) / 2
+        low, high = (middle, high) if meets_objective(middle) else (low, middle)
+    simulation, _ = steady(low)
+    (pod,) = simulation.pods
+    scrapes = simulation.scrapes[pod.name]
+    return PodCalibration(
+        capacity_per_s=low,
+        queue_time_per_request_us=pod.queue_duration_total_s / max(1, pod.success_total) * 1e6,
+        pending_requests=sum(s.pending for s in scrapes) / max(1, len(scrapes)),
+    )
+
+
 @dataclass
 class SimPod:
     name: str
@@ -119,6 +198,7 @@ class SimPod:
     # Counters as Triton exports them, and the gauge.
     queue_duration_total_s: float = 0.0
     success_total: int = 0
+    failure_total: int = 0
     busy_total_s: float = 0.0
 
     def outstanding(self) -> int:
@@ -135,6 +215,7 @@ class Scrape:
     success_total: int
     pending: int
     busy_total_s: float
+    failure_total: int = 0
 
 
 @dataclass
@@ -163,18 +244,75 @@ class SimulationResult:
         )
 
 
-def signal_specs(hpa: HPASpec, cpu_target_percent: float = 80.0) -> dict[str, HPASpec]:
-    """The rendered HPA, each of its metrics alone, and CPU utilisation, all with its behavior."""
-    by_name = {m.name: m for m in hpa.metrics}
-    return {
-        "queue time + pending (deployed)": hpa,
-        "queue time only": replace(hpa, metrics=(by_name[QUEUE_METRIC],)),
-        "pending only": replace(hpa, metrics=(by_name[PENDING_METRIC],)),
-        f"CPU {cpu_target_percent:g}%": replace(
-            hpa,
-            metrics=(MetricTarget(RESOURCE_METRIC, CPU_METRIC, UTILIZATION, cpu_target_percent),),
-        ),
+# The policy shipped before the request-rate signal: queue time and pending requests alone,
+# scale-up doubling per 30 s, scale-down after 5 minutes by 10% or one pod per minute. Kept as
+# a row of the table so that every change is measured against it.
+PREVIOUS_BEHAVIOR = Behavior(
+    scale_up=ScalingRules(
+        0, (ScalingPolicy(PERCENT_POLICY, 100, 30), ScalingPolicy(PODS_POLICY, 4, 30))
+    ),
+    scale_down=ScalingRules(
+        300, (ScalingPolicy(PERCENT_POLICY, 10, 60), ScalingPolicy(PODS_POLICY, 1, 60))
+    ),
+)
+SHIPPED = "shipped policy"
+PREVIOUS = "queue time + pending (previous policy)"
+
+
+def with_simulated_calibration(hpa: HPASpec, calibration: PodCalibration) -> HPASpec:
+    """The HPA with its targets calibrated on the simulated pod.
+
+    The rendered targets were measured on real hardware, in Triton's units (requests of every
+    model that queues); the simulated pod has its own capacity and queues. Each target keeps
+    the rendered policy's meaning: the value at the objective times `make calibrate`'s
+    headroom for it.
+    """
+    at_objective = {
+        REQUEST_RATE_METRIC: calibration.capacity_per_s * REQUEST_RATE_HEADROOM,
+        QUEUE_METRIC: calibration.queue_time_per_request_us * QUEUE_HEADROOM,
+        PENDING_METRIC: calibration.pending_requests * QUEUE_HEADROOM,
     }
+    metrics = tuple(
+        replace(m, target=at_objective[m.name]) if m.name in at_objective else m
+        for m in hpa.metrics
+    )
+    return replace(hpa, metrics=metrics)
+
+
+def simulated_caps(caps: Mapping[str, SignalCap], calibration: PodCalibration) -> dict[str, float]:
+    """The rendered caps' factors applied to the simulated pod's values at the objective."""
+    at_objective = {
+        QUEUE_METRIC: calibration.queue_time_per_request_us,
+        PENDING_METRIC: calibration.pending_requests,
+    }
+    return {name: cap.factor * at_objective[name] for name, cap in caps.items()}
+
+
+def signal_specs(
+    hpa: HPASpec, calibration: PodCalibration, cpu_target_percent: float = 80.0
+) -> dict[str, HPASpec]:
+    """Every autoscaler the table compares (the oracle is added by `compare`).
+
+    The shipped policy as rendered, its request-rate signal alone, the previous policy (queue
+    time + pending with its slow scale-down), and a CPU-based HPA as most clusters run it
+    (utilisation target, the API server's default behavior).
+    """
+    shipped = with_simulated_calibration(hpa, calibration)
+    by_name = {m.name: m for m in shipped.metrics}
+    specs = {SHIPPED: shipped}
+    if REQUEST_RATE_METRIC in by_name:
+        specs["request rate only"] = replace(shipped, metrics=(by_name[REQUEST_RATE_METRIC],))
+    specs[PREVIOUS] = replace(
+        shipped,
+        metrics=(by_name[QUEUE_METRIC], by_name[PENDING_METRIC]),
+        behavior=PREVIOUS_BEHAVIOR,
+    )
+    specs[f"CPU {cpu_target_percent:g}%"] = replace(
+        shipped,
+        metrics=(MetricTarget(RESOURCE_METRIC, CPU_METRIC, UTILIZATION, cpu_target_percent),),
+        behavior=None,
+    )
+    return specs
 
 
 class Simulation:
@@ -188,8 +326,18 @@ class Simulation:
         seed: int = 1,
         signal: str = "",
         policy: QueuePolicy = QueuePolicy(),
+        oracle_capacity_per_s: float | None = None,
+        caps: Mapping[str, float] | None = None,
     ) -> None:
+        """`oracle_capacity_per_s` replaces the HPA by the oracle (see `OracleAutoscaler`);
+        `caps` bounds a metric's value as the recording rules cap it (`signal_caps`)."""
         self.policy = policy
+        self.caps = dict(caps or {})
+        self.oracle = (
+            None
+            if oracle_capacity_per_s is None
+            else OracleAutoscaler(spec.min_replicas, spec.max_replicas, oracle_capacity_per_s)
+        )
         self.rejected = 0
         self.spec = spec
         self.service = service
@@ -220,6 +368,7 @@ class Simulation:
         if self.policy.timeout_s:
             while pod.queue and now_s - pod.queue[0] > self.policy.timeout_s:
                 pod.queue.popleft()
+                pod.failure_total += 1
                 self.rejected += 1
         if pod.in_service or not pod.queue:
             return
@@ -239,10 +388,18 @@ class Simulation:
         return min(candidates, key=lambda p: (p.outstanding(), p.name))
 
     def _window_value(self, pod: SimPod, now_s: float, metric: str) -> float | None:
+        value = self._uncapped_window_value(pod, now_s, metric)
+        if value is None or metric not in self.caps:
+            return value
+        return min(value, self.caps[metric])
+
+    def _uncapped_window_value(self, pod: SimPod, now_s: float, metric: str) -> float | None:
         samples = self.scrapes[pod.name]
-        window = {QUEUE_METRIC: QUEUE_WINDOW_S, PENDING_METRIC: PENDING_WINDOW_S}.get(
-            metric, CPU_WINDOW_S
-        )
+        window = {
+            QUEUE_METRIC: QUEUE_WINDOW_S,
+            PENDING_METRIC: PENDING_WINDOW_S,
+            REQUEST_RATE_METRIC: REQUEST_RATE_WINDOW_S,
+        }.get(metric, CPU_WINDOW_S)
         times = [s.time_s for s in samples]
         first = bisect.bisect_left(times, now_s - window)
         recent = samples[first:]
@@ -251,6 +408,12 @@ class Simulation:
         if len(recent) < 2:
             return None
         old, new = recent[0], recent[-1]
+        if metric == REQUEST_RATE_METRIC:
+            # Requests that reached the pod: served, or refused by its queue policy.
+            arrived = (new.success_total + new.failure_total) - (
+                old.success_total + old.failure_total
+            )
+            return arrived / (new.time_s - old.time_s)
         if metric == QUEUE_METRIC:
             served = new.success_total - old.success_total
             waited = new.queue_duration_total_s - old.queue_duration_total_s
@@ -296,8 +459,12 @@ class Simulation:
         self._push(self._next_arrival(0.0), "arrival")
         for k in range(1, int(self.trace.duration_s / SCRAPE_INTERVAL_S) + 1):
             self._push(k * SCRAPE_INTERVAL_S, "scrape")
-        for k in range(1, int(self.trace.duration_s / SYNC_PERIOD_S) + 1):
-            self._push(k * SYNC_PERIOD_S + 0.5, "sync")  # just after the scrape it reads
+        if self.oracle is None:
+            for k in range(1, int(self.trace.duration_s / SYNC_PERIOD_S) + 1):
+                self._push(k * SYNC_PERIOD_S + 0.5, "sync")  # just after the scrape it reads
+        else:
+            for k in range(int(self.trace.duration_s / ORACLE_TICK_S) + 1):
+                self._push(k * ORACLE_TICK_S, "oracle")
         latencies: list[float] = []
         completions: list[float] = []
         timeline: list[tuple[float, int, int, float]] = []
@@ -313,6 +480,7 @@ class Simulation:
                     continue
                 pod = self._route(now)
                 if self.policy.max_queue_size and len(pod.queue) >= self.policy.max_queue_size:
+                    pod.failure_total += 1
                     self.rejected += 1
                 else:
                     pod.queue.append(now)
@@ -336,14 +504,22 @@ class Simulation:
                             pod.success_total,
                             len(pod.queue),
                             pod.busy_total_s - max(0.0, pod.busy_until_s - now),
+                            pod.failure_total,
                         )
                     )
-            elif kind == "sync":
-                pods, observations = self._observe(now)
-                current = len(pods)
-                decision = self.controller.reconcile(now, current, pods, observations)
-                if decision.desired_replicas != current:
-                    self._resize(now, decision.desired_replicas)
+            elif kind in ("sync", "oracle"):
+                if kind == "sync":
+                    pods, observations = self._observe(now)
+                    current = len(pods)
+                    desired = self.controller.reconcile(
+                        now, current, pods, observations
+                    ).desired_replicas
+                else:
+                    assert self.oracle is not None
+                    current = sum(1 for p in self.pods if not p.removing)
+                    desired = self.oracle.desired_replicas(self.trace.rate(now))
+                if desired != current:
+                    self._resize(now, desired)
                 timeline.append(
                     (
                         now,
@@ -381,31 +557,83 @@ def compare(
     objective_s: float,
     seed: int = 1,
     policy: QueuePolicy = QueuePolicy(),
+    calibration: PodCalibration | None = None,
+    caps: Mapping[str, SignalCap] | None = None,
 ) -> list[SimulationResult]:
+    """Every trace under the oracle first, then under each autoscaler of `signal_specs`.
+
+    `caps` (from the rendered rules, `adapter_metric_caps`) apply to every policy but the
+    previous one, which read the queue signals uncapped. Every policy's targets are calibrated
+    on the simulated pod (`calibration`, measured when not given).
+    """
+    if calibration is None:
+        calibration = calibrate_pod(service, objective_s, policy, seed)
+    capacity = calibration.capacity_per_s
+    pod_caps = simulated_caps(caps or {}, calibration)
     results = []
     for trace in traces:
-        for name, spec in signal_specs(hpa).items():
+        oracle = Simulation(
+            hpa, service, trace, startup_s, objective_s, seed, ORACLE, policy, capacity
+        )
+        results.append(oracle.run())
+        for name, spec in signal_specs(hpa, calibration).items():
             simulation = Simulation(
-                spec, service, trace, startup_s, objective_s, seed, name, policy
+                spec,
+                service,
+                trace,
+                startup_s,
+                objective_s,
+                seed,
+                name,
+                policy,
+                caps=None if name == PREVIOUS else pod_caps,
             )
             results.append(simulation.run())
     return results
 
 
-def table(results: Sequence[SimulationResult]) -> list[dict[str, object]]:
-    return [
-        {
-            "trace": r.trace,
-            "signal": r.signal,
-            "p95_ms": round(r.percentile_ms(95), 1),
-            "p99_ms": round(r.percentile_ms(99), 1),
-            "seconds_over_objective": round(r.seconds_over_objective()),
-            "replica_seconds": round(r.replica_seconds),
-            "served": len(r.latencies_s),
-            "refused_percent": round(100 * r.rejected / max(1, r.rejected + len(r.latencies_s)), 2),
-        }
-        for r in results
-    ]
+@dataclass(frozen=True)
+class OracleTargets:
+    """How close to the oracle a policy must come on every trace."""
+
+    replica_seconds_ratio: float = 1.15
+    extra_seconds_over_objective: float = 15.0
+    extra_refused_points: float = 1.0
+
+
+def refused_percent(result: SimulationResult) -> float:
+    return 100 * result.rejected / max(1, result.rejected + len(result.latencies_s))
+
+
+def table(
+    results: Sequence[SimulationResult], targets: OracleTargets = OracleTargets()
+) -> list[dict[str, object]]:
+    """One row per trace and autoscaler, each against the oracle's row of its trace."""
+    oracles = {r.trace: r for r in results if r.signal == ORACLE}
+    rows = []
+    for r in results:
+        oracle = oracles[r.trace]
+        ratio = r.replica_seconds / oracle.replica_seconds
+        extra_over = r.seconds_over_objective() - oracle.seconds_over_objective()
+        extra_refused = refused_percent(r) - refused_percent(oracle)
+        rows.append(
+            {
+                "trace": r.trace,
+                "signal": r.signal,
+                "p95_ms": round(r.percentile_ms(95), 1),
+                "p99_ms": round(r.percentile_ms(99), 1),
+                "seconds_over_objective": round(r.seconds_over_objective()),
+                "replica_seconds": round(r.replica_seconds),
+                "refused_percent": round(refused_percent(r), 2),
+                "replica_seconds_vs_oracle": round(ratio, 2),
+                "over_objective_s_minus_oracle": round(extra_over),
+                "refused_points_minus_oracle": round(extra_refused, 2),
+                "within_targets": ratio <= targets.replica_seconds_ratio
+                and extra_over <= targets.extra_seconds_over_objective
+                and extra_refused <= targets.extra_refused_points,
+            }
+        )
+    return rows
 
 
 def markdown_table(rows: Sequence[dict[str, object]]) -> str:

@@ -129,7 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--levels", default="1,2,4,8,16,24,32", help="perf_analyzer concurrencies, comma-separated"
     )
     parser.add_argument(
-        "--headroom", type=float, default=0.8, help="targets = value at the crossing x this"
+        "--headroom",
+        type=float,
+        default=calibrate.QUEUE_HEADROOM,
+        help="targets = value at the crossing x this",
     )
     parser.add_argument(
         "--kustomization",

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{r.time_s:7.1f}s {r.phase:5} in flight {r.offered_concurrency:3d}  "
                 f"queue {(r.queue_time_per_request_us or 0) / 1000:7.1f} ms  "
                 f"pending {r.pending_requests or 0:5.1f}  "
+                f"requests/s {r.requests_per_second or 0:6.1f}  "
                 f"HPA {r.hpa_replicas:2d}  KEDA {r.keda_replicas or '-'}",
                 flush=True,
             ),

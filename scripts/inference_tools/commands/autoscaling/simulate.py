@@ -60,11 +60,13 @@ def run(args: argparse.Namespace) -> int:
         build_model_artifacts(MODEL_REPOSITORY)
         measured = measure(MODEL_REPOSITORY, machine=f"{os.cpu_count()} CPU cores")
         measured.save(out_dir / "service-times.json")
-    hpa = rendered_settings.hpa_spec(rendered_settings.render(args.kustomization))
+    rendered = rendered_settings.render(args.kustomization)
+    hpa = rendered_settings.hpa_spec(rendered)
     service = measured.service_times()
     startup_s = measured.model_load_seconds + args.node_delay_seconds
     capacity = service.capacity_per_s() * hpa.min_replicas
     policy = queue_policy()
+    calibration = sim.calibrate_pod(service, args.objective_ms / 1000, policy)
     results = sim.compare(
         hpa,
         service,
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         startup_s,
         args.objective_ms / 1000,
         policy=policy,
+        calibration=calibration,
+        caps=rendered_settings.adapter_metric_caps(rendered),
     )
     rows = sim.table(results)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
             zip(measured.batch_sizes, measured.seconds_per_batch, strict=True)
         ),
         "pod_capacity_per_s": round(service.capacity_per_s(), 1),
+        "pod_at_objective": {
+            "requests_per_s": round(calibration.capacity_per_s, 1),
+            "queue_time_per_request_us": round(calibration.queue_time_per_request_us),
+            "pending_requests": round(calibration.pending_requests, 2),
+        },
         "pod_batch_size": service.max_batch,
         "queue_policy": {"max_queue_size": policy.max_queue_size, "timeout_s": policy.timeout_s},
         "startup_seconds": round(startup_s, 1),
@@ -114,10 +123,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "A simulation, not a measurement: pods serve with the batch service times measured "
             "on the local Triton and start in the measured model load time plus a node/image "
-            "delay; the HPA algorithm with the rendered settings scales them on step, spike and "
-            "diurnal traces, once per scaling signal (the deployed queue time + pending pair, "
-            "each alone, CPU utilisation). Reports p95/p99 latency, seconds over the latency "
-            "objective and replica-seconds as a table and plots."
+            "delay; step, spike and diurnal traces are served under the oracle autoscaler (true "
+            "demand, no delay, exactly the pods it needs at the calibrated per-pod capacity) "
+            "and under the HPA algorithm with the rendered policy, its request-rate signal "
+            "alone, the previous queue-only policy and CPU utilisation. Reports p95/p99 "
+            "latency, seconds over the latency objective, replica-seconds and refusals, each "
+            "against the oracle, as a table and plots."
         ),
     )
     parser.add_argument(
