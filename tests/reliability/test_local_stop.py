@@ -9,8 +9,8 @@ pytestmark = pytest.mark.server
 
 
 @pytest.mark.parametrize("stop", sorted(local_stop.STOPS))
-def test_every_local_stop_drains_before_triton_gets_the_signal(model_repository, stop, tmp_path):
-    result = local_stop.run(model_repository, stop=stop, work_dir=tmp_path)
+def test_every_local_stop_drains_before_triton_gets_the_signal(model_repository, stop):
+    result = local_stop.run(model_repository, stop=stop)
     details = result.details
     assert details["in_flight_at_stop"] > 0, "nothing was in flight: the test proves nothing"
     assert result.requests_failed == 0, details["failures"]

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import MODEL_REPOSITORY, work_dir
+from inference_tools.paths import MODEL_REPOSITORY, PROJECT_ROOT, work_dir
 from inference_tools.reliability import (
     backend_crash,
+    drain_cases,
+    local_stop,
     overload,
+    restart_at_once,
     rolling_restart,
     sigterm_in_flight,
     soak,
@@ -48,6 +51,15 @@ def _scenarios() -> dict[str, list[Scenario]]:
             lambda repo, life, args: rolling_restart.run(
                 repo, life, replicas=2, replacements=1, pre_stop=False, workers_per_protocol=4
             ),
+            lambda repo, life, args: rolling_restart.run(
+                repo,
+                life,
+                replicas=2,
+                replacements=1,
+                pre_stop=False,
+                workers_per_protocol=4,
+                grpc_retry=True,
+            ),
         ],
         "stop-in-flight": [
             lambda repo, life, args: sigterm_in_flight.run(repo, life),
@@ -55,6 +67,18 @@ def _scenarios() -> dict[str, list[Scenario]]:
                 repo, life, drain=False, protocols=("grpc",)
             ),
         ],
+        "local-stop": [
+            lambda repo, life, args, stop=stop: local_stop.run(repo, stop=stop)
+            for stop in local_stop.STOPS
+        ],
+        "drain-limits": [
+            lambda repo, life, args: drain_cases.long_execution(args.slow_model_repository, life),
+            lambda repo, life, args: drain_cases.long_execution(
+                args.slow_model_repository, life, model="slow_pipeline", requests=1
+            ),
+            lambda repo, life, args: drain_cases.arrivals_during_drain(repo, life),
+        ],
+        "restart-at-once": [lambda repo, life, args: restart_at_once.run(repo)],
         "backend-crash": [
             lambda repo, life, args: backend_crash.run(repo, life, canary=True),
             lambda repo, life, args: backend_crash.run(
@@ -64,6 +88,7 @@ def _scenarios() -> dict[str, list[Scenario]]:
         "overload": [
             lambda repo, life, args: overload.run(repo, duration_s=60.0),
             lambda repo, life, args: overload.run(repo, duration_s=30.0, queue_limits=False),
+            lambda repo, life, args: overload.run(repo, duration_s=60.0, grpc_retry=True),
         ],
         "model-store": [_model_store],
         "soak": [lambda repo, life, args: soak.run(repo, duration_s=args.soak_minutes * 60)],
@@ -90,6 +115,12 @@ def register(subparsers: Any) -> None:
         "--overlay",
         default=DEFAULT_OVERLAY,
         help="kustomize overlay whose timings to replay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--slow-model-repository",
+        type=Path,
+        default=PROJECT_ROOT / "tests" / "fixtures" / "slow_model_repository",
+        help="the test-only repository whose model sleeps in execute (default: %(default)s)",
     )
     parser.add_argument(
         "--soak-minutes", type=float, default=10.0, help="soak length (default: %(default)s)"

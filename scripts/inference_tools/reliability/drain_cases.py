@@ -19,34 +19,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
 
 from inference_tools.drain import drain_server, process_tree_cpu_seconds
-from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.load import OK, LoadRecord, grpc_status
+from inference_tools.reliability.load import OK, LoadRecord, infer_once
 from inference_tools.reliability.local_stop import send as send_long_text
 from inference_tools.reliability.manifest import PodLifecycle
 from inference_tools.reliability.report import ScenarioResult
+from inference_tools.reliability.sigterm_in_flight import start_like_the_pod, stop_like_the_pod
 
 SLEEPER_EXECUTE_S = 5.0
-REQUEST_TIMEOUT_S = 120.0
 
 
 def send_number(address: str, model: str, value: float) -> tuple[str, str]:
-    client = grpcclient.InferenceServerClient(address)
-    try:
-        tensor = grpcclient.InferInput("X", [1, 1], "FP32")
-        tensor.set_data_from_numpy(np.array([[value]], dtype=np.float32))
-        result = client.infer(model, [tensor], client_timeout=REQUEST_TIMEOUT_S)
-        expected = value + (2 if model == "slow_pipeline" else 1)
-        if result.as_numpy("Y").tolist() != [[expected]]:
-            return "bad response", f"Y = {result.as_numpy('Y').tolist()}"
-        return OK, ""
-    except InferenceServerException as error:
-        return grpc_status(error), error.message() or ""
-    finally:
-        client.close()
+    rows = np.array([[value]], dtype=np.float32)
+    status, message, y = infer_once(address, model, "X", rows, "Y")
+    expected = value + (2 if model == "slow_pipeline" else 1)
+    if status == OK and (y is None or y.tolist() != [[expected]]):
+        return "bad response", f"Y = {y if y is None else y.tolist()}"
+    return status, message
 
 
 def long_execution(
@@ -57,12 +47,7 @@ def long_execution(
     requests: int = 4,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
-    server = LocalTritonServer(
-        slow_model_repository,
-        work_dir=work_dir,
-        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
-    )
-    server.start()
+    server = start_like_the_pod(slow_model_repository, lifecycle, work_dir)
     record = LoadRecord()
 
     def one(index: int) -> None:
@@ -75,13 +60,7 @@ def long_execution(
             futures = [pool.submit(one, i) for i in range(requests)]
             time.sleep(1.0)  # one batch executing in the (first) sleeper
             in_flight = sum(not f.done() for f in futures)
-            stop_at = time.monotonic()
-            exit_status = server.stop(
-                timeout_s=lifecycle.termination_grace_s,
-                drain=True,
-                drain_deadline_s=lifecycle.drain_deadline_s,
-            )
-            stopped_s = time.monotonic() - stop_at
+            exit_status, stopped_s = stop_like_the_pod(server, lifecycle)
             for future in futures:
                 future.result()
     finally:
@@ -123,12 +102,7 @@ def arrivals_during_drain(
     senders: int = 8,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
-    server = LocalTritonServer(
-        model_repository,
-        work_dir=work_dir,
-        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
-    )
-    server.start()
+    server = start_like_the_pod(model_repository, lifecycle, work_dir)
     record = LoadRecord()
     stop_sending = threading.Event()
     futures: list[Future[None]] = []

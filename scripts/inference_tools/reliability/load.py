@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from inference_tools.grpc_retry import retrying_channel_args
 
 LOG = logging.getLogger(__name__)
 MODEL = "text_embedding"
@@ -151,9 +153,16 @@ class HttpEmbedder:
             self._connection = None
 
 
+def grpc_client(address: str, retry: bool = False) -> grpcclient.InferenceServerClient:
+    """A tritonclient gRPC client; with `retry`, the project's retry policy (grpc_retry)."""
+    return grpcclient.InferenceServerClient(
+        address, channel_args=retrying_channel_args() if retry else None
+    )
+
+
 class GrpcEmbedder:
-    def __init__(self, address: str, texts_per_request: int = 1) -> None:
-        self._client = grpcclient.InferenceServerClient(address)
+    def __init__(self, address: str, texts_per_request: int = 1, retry: bool = False) -> None:
+        self._client = grpc_client(address, retry)
         self.texts_per_request = texts_per_request
 
     def __call__(self, index: int) -> tuple[str, str]:
@@ -171,18 +180,34 @@ class GrpcEmbedder:
         self._client.close()
 
 
+def infer_once(
+    address: str, model: str, input_name: str, rows: np.ndarray, output_name: str
+) -> tuple[str, str, np.ndarray | None]:
+    """One request on a new gRPC connection, closed after: (status, message, output)."""
+    client = grpcclient.InferenceServerClient(address)
+    try:
+        tensor = grpcclient.InferInput(input_name, list(rows.shape), np_to_triton_dtype(rows.dtype))
+        tensor.set_data_from_numpy(rows)
+        result = client.infer(model, [tensor], client_timeout=HTTP_TIMEOUT_S)
+        return OK, "", result.as_numpy(output_name)
+    except InferenceServerException as error:
+        return grpc_status(error), error.message() or "", None
+    finally:
+        client.close()
+
+
 def grpc_status(error: InferenceServerException) -> str:
     """'StatusCode.UNAVAILABLE' -> 'UNAVAILABLE'."""
     return str(error.status() or "unknown").removeprefix("StatusCode.")
 
 
 def embedder(
-    protocol: str, address: str, texts_per_request: int = 1
+    protocol: str, address: str, texts_per_request: int = 1, grpc_retry: bool = False
 ) -> HttpEmbedder | GrpcEmbedder:
     if protocol == "http":
         return HttpEmbedder(address, texts_per_request)
     if protocol == "grpc":
-        return GrpcEmbedder(address, texts_per_request)
+        return GrpcEmbedder(address, texts_per_request, retry=grpc_retry)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 
@@ -199,8 +224,10 @@ class ClosedLoopLoad:
         *,
         texts_per_request: int = 1,
         think_time_s: float = 0.0,
+        grpc_retry: bool = False,
     ) -> None:
         self.targets = targets
+        self.grpc_retry = grpc_retry
         self.texts_per_request = texts_per_request
         self.workers = workers
         self.think_time_s = think_time_s
@@ -224,7 +251,7 @@ class ClosedLoopLoad:
         return self
 
     def _work(self, protocol: str, address: str) -> None:
-        send = embedder(protocol, address, self.texts_per_request)
+        send = embedder(protocol, address, self.texts_per_request, self.grpc_retry)
         try:
             while not self._stop.is_set():
                 sent_at = time.monotonic()
@@ -256,12 +283,13 @@ def open_loop_grpc(
     *,
     texts_per_request: int = 1,
     on_tick: Callable[[float], None] | None = None,
+    retry: bool = False,
 ) -> LoadRecord:
     """Send `rate_per_s` requests per second for `duration_s`, not waiting for answers.
 
     Returns once every request has been answered (or has timed out on the client).
     """
-    client = grpcclient.InferenceServerClient(address)
+    client = grpc_client(address, retry)
     record = LoadRecord()
     answered = threading.Semaphore(0)
     interval_s = 1.0 / rate_per_s

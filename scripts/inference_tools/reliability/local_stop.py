@@ -21,8 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
 
 from inference_tools.local_server import LOOPBACK, free_port
 from inference_tools.paths import work_dir as default_work_dir
@@ -31,7 +29,7 @@ from inference_tools.reliability.load import (
     MODEL,
     OK,
     LoadRecord,
-    grpc_status,
+    infer_once,
 )
 from inference_tools.reliability.processes import STUB_NAME, children, command_line
 from inference_tools.reliability.report import ScenarioResult
@@ -46,7 +44,6 @@ STARTUP_TIMEOUT_S = 300.0
 # `serve` stops with the drain's default deadline (40 s) and then waits up to 30 s for Triton.
 EXIT_BOUND_S = 40.0 + 30.0
 WORDS_PER_TEXT = 200
-REQUEST_TIMEOUT_S = 120.0
 
 
 def long_text(index: int) -> bytes:
@@ -55,19 +52,11 @@ def long_text(index: int) -> bytes:
 
 
 def send(address: str, index: int) -> tuple[str, str]:
-    client = grpcclient.InferenceServerClient(address)
-    try:
-        tensor = grpcclient.InferInput("TEXT", [1, 1], "BYTES")
-        tensor.set_data_from_numpy(np.array([[long_text(index)]], dtype=object))
-        result = client.infer(MODEL, [tensor], client_timeout=REQUEST_TIMEOUT_S)
-        embedding = result.as_numpy("EMBEDDING")
-        if embedding is None or embedding.shape != (1, EMBEDDING_SIZE):
-            return "bad response", f"EMBEDDING shape {getattr(embedding, 'shape', None)}"
-        return OK, ""
-    except InferenceServerException as error:
-        return grpc_status(error), error.message() or ""
-    finally:
-        client.close()
+    rows = np.array([[long_text(index)]], dtype=object)
+    status, message, embedding = infer_once(address, MODEL, "TEXT", rows, "EMBEDDING")
+    if status == OK and (embedding is None or embedding.shape != (1, EMBEDDING_SIZE)):
+        return "bad response", f"EMBEDDING shape {getattr(embedding, 'shape', None)}"
+    return status, message
 
 
 def wait_ready(process: subprocess.Popen[bytes], http_port: int, log_path: Path) -> None:
