@@ -149,7 +149,7 @@ test: setup manifest-tools ## Run the whole test suite, real-server tests includ
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: reliability
-reliability: setup ## Long fault and overload runs (rolling restart, crashes, overload, store, soak); summary table in $(RELIABILITY_OUT)
+reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, store, soak); table in $(RELIABILITY_OUT)
 	$(CLI) reliability --soak-minutes $(SOAK_MINUTES) --out $(RELIABILITY_OUT)
 
 .PHONY: lint

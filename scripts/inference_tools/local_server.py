@@ -222,3 +222,8 @@ class LocalTritonServer(ManagedService):
             )
         # The process group holds the Python backend stubs too; leave none behind.
         return stop_process(process, timeout_s, kill_group=True)
+
+    def stop_on_exit(self, *, clean: bool) -> None:
+        # A block that ended normally may have left requests in flight (other threads' clients):
+        # drain them like every other stop. One that raised stops at once.
+        self.stop(drain=clean)

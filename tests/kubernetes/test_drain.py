@@ -199,7 +199,13 @@ def test_a_busy_gpu_keeps_the_server_from_counting_as_idle() -> None:
 def test_cli_exit_status_says_whether_the_drain_finished(metrics_server, tmp_path) -> None:
     url, script = metrics_server
     log = tmp_path / "drain.log"
-    common = [f"--metrics-url={url}", "--propagation-seconds=0", f"--log-file={log}"]
+    # --server-pid=0: this machine's PID 1 is no tritonserver, and its CPU time is no signal.
+    common = [
+        f"--metrics-url={url}",
+        "--propagation-seconds=0",
+        "--server-pid=0",
+        f"--log-file={log}",
+    ]
     assert drain.main([*common, "--deadline-seconds=3", "--quiet-seconds=0.2"]) == 0
     script.states = [(5, 0, 0)]
     assert drain.main([*common, "--deadline-seconds=0.5", "--quiet-seconds=0.2"]) == 1

@@ -32,7 +32,7 @@ probe timings read from the rendered Kubernetes manifests, and write the summary
 (Markdown and CSV). Each scenario that shows a protection working is paired with a control run
 without it, which must fail: that is how the table shows the tests can tell the difference.
 
-Takes about 15 minutes with the default soak; needs nginx (make system-deps) and kubectl.
+Takes about 25 minutes with the default soak; needs nginx (make system-deps) and kubectl.
 
 Example:
   inference-tools reliability                         # all, 10-minute soak

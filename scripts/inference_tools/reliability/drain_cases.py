@@ -72,8 +72,8 @@ def long_execution(
     return ScenarioResult(
         scenario=f"{SLEEPER_EXECUTE_S:g} s execution without CPU, "
         + ("plain model" if plain else "ensemble step (limit)"),
-        load=f"{requests} gRPC requests to {model}",
-        faults=f"drain, then SIGTERM, with {in_flight} requests executing",
+        load=f"{requests} gRPC request(s) to {model}",
+        faults=f"drain, then SIGTERM, with {in_flight} request(s) executing",
         requests_sent=record.sent,
         requests_failed=failed,
         recovery_s=None,
