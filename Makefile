@@ -167,7 +167,7 @@ test-fast: setup ## Run the unit tests only (no Triton, no manifests tooling): t
 	$(BIN)/pytest -m "not server and not slow and not kubernetes" $(PYTEST_ARGS)
 
 .PHONY: reliability
-reliability: setup ## Long fault and overload runs (rolling restart, crashes, overload, hostile input, store, soak); summary table in $(RELIABILITY_OUT)
+reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)
 	$(CLI) reliability --soak-minutes $(SOAK_MINUTES) --out $(RELIABILITY_OUT)
 
 .PHONY: lint

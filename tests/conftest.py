@@ -41,7 +41,7 @@ def triton_server(model_repository: Path) -> Iterator[LocalTritonServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(drain=True)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from pod_hooks.drain import drain_server
+from pod_hooks.drain import drain_server, process_tree_cpu_seconds
 
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.subprocesses import ManagedService, stop_process
@@ -34,9 +34,17 @@ def free_port() -> int:
 
 
 def port_in_use(address: str, port: int) -> bool:
+    """Whether something listens on `address:port`.
+
+    SO_REUSEADDR, as tritonserver binds its own ports: connections that a stopped server left
+    in TIME_WAIT (for up to a minute after it had clients) do not make the port busy, a
+    listener does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
+            sock.listen()
         except OSError:
             return True
     return False
@@ -201,10 +209,22 @@ class LocalTritonServer(ManagedService):
         """SIGTERM, wait up to `timeout_s`, then SIGKILL. Returns the exit status.
 
         With `drain`, first wait (up to `drain_deadline_s`) until no request is in flight:
-        Triton 2.51 fails the ensemble requests it holds when it gets SIGTERM.
+        Triton 2.51 fails the ensemble requests it holds when it gets SIGTERM. The drain is the
+        pod's preStop, CPU check of the server's processes included.
         """
         process = self.process
         if drain and process is not None and process.poll() is None:
-            drain_server(self.metrics_url, propagation_s=0.0, deadline_s=drain_deadline_s)
+            drain_server(
+                self.metrics_url,
+                propagation_s=0.0,
+                deadline_s=drain_deadline_s,
+                cpu_seconds=lambda: process_tree_cpu_seconds(process.pid),
+                log=LOG.info,
+            )
         # The process group holds the Python backend stubs too; leave none behind.
         return stop_process(process, timeout_s, kill_group=True)
+
+    def stop_on_exit(self, *, clean: bool) -> None:
+        # A block that ended normally may have left requests in flight (other threads' clients):
+        # drain them like every other stop. One that raised stops at once.
+        self.stop(drain=clean)

@@ -64,4 +64,8 @@ class ManagedService:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.stop_on_exit(clean=exc_type is None)
+
+    def stop_on_exit(self, *, clean: bool) -> None:
+        """How the `with` block stops the service; `clean`: the block did not raise."""
         self.stop()

@@ -8,9 +8,16 @@ Triton 2.51 fails ensemble requests that are still inside the server when it is 
    terminating; a local caller stops its own clients), and wait `propagation_s` for that to take
    effect everywhere, still serving whatever arrives;
 2. poll until the server is quiet for `quiet_s`: no request pending, no request or batch
-   finishing (Triton's metrics), and the server's processes using almost no CPU (/proc), or
-   until `deadline_s` (counted from the start) has passed;
+   finishing, no GPU busy (Triton's metrics), and the server's processes using almost no CPU
+   (/proc), or until `deadline_s` (counted from the start) has passed;
 3. return: the caller then sends SIGTERM.
+
+Why quiet and not a count: Triton 2.51 exports no count of the requests it holds. Its pending
+gauge counts a request only until a backend starts executing it (an ensemble request, never past
+its first instant); its counters and statistics move when a request ends; its own in-flight
+accounting is read only during its shutdown. A plain model's executing batch needs no drain:
+on SIGTERM Triton waits for it and answers. An ensemble's does, and the only traces it leaves
+while a step executes are CPU or GPU time. docs/reliability.md has the evidence and the limits.
 
 The container runs this file as its preStop hook (the image copies this unit, scripts/pod_hooks/,
 whole and links /opt/scalable-inference-server/bin/triton-drain to this file), and the local
@@ -39,6 +46,9 @@ if not __package__:
 from pod_hooks.prometheus_text import samples
 
 PENDING_METRIC = "nv_inference_pending_request_count"
+# Triton's per-GPU utilisation (0.0-1.0, over its --metrics-interval-ms): the trace an ensemble
+# step executing on a GPU leaves, where the host CPU stays idle.
+GPU_UTILIZATION_METRIC = "nv_gpu_utilization"
 # Counters that move whenever a request or a batch finishes, in any model. Neither they nor the
 # pending gauge see a batch that a backend is executing (seen on 2.51: 16 ensemble requests
 # inside one 0.7 s ONNX execution, nothing pending, no counter moving), so the CPU time of the
@@ -54,6 +64,8 @@ SCRAPE_TIMEOUT_S = 2.0
 # An idle tritonserver used 0.3 % of a core here, one executing a batch 60-100 %; above this
 # share of one core over the quiet interval the server counts as busy.
 DEFAULT_BUSY_CPU_CORES = 0.05
+# An idle GPU reads 0; any kernel running during the sampling interval reads above this.
+BUSY_GPU_UTILIZATION = 0.01
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class Activity:
 
     pending_requests: float
     progress_count: float
+    gpu_utilization: float = 0.0  # the busiest GPU's
 
 
 @dataclass(frozen=True)
@@ -73,15 +86,19 @@ class DrainResult:
 
 
 def parse_activity(metrics_text: str) -> Activity:
-    """Sum the pending gauge and the progress counters over every model and version."""
+    """Sum the pending gauge and the progress counters over every model and version; the
+    busiest GPU's utilisation."""
     pending = 0.0
     progress = 0.0
+    gpu = 0.0
     for name, _labels, value in samples(metrics_text):
         if name == PENDING_METRIC:
             pending += value
+        elif name == GPU_UTILIZATION_METRIC:
+            gpu = max(gpu, value)
         elif name in PROGRESS_METRICS:
             progress += value
-    return Activity(pending_requests=pending, progress_count=progress)
+    return Activity(pending_requests=pending, progress_count=progress, gpu_utilization=gpu)
 
 
 def process_tree_cpu_seconds(root_pid: int) -> float | None:
@@ -113,6 +130,13 @@ def scrape_activity(metrics_url: str) -> Activity:
         return parse_activity(response.read().decode("utf-8", errors="replace"))
 
 
+def _refused(error: BaseException) -> bool:
+    """Whether a scrape failed because nothing listens (urllib wraps the socket's error)."""
+    return isinstance(error, ConnectionRefusedError) or isinstance(
+        getattr(error, "reason", None), ConnectionRefusedError
+    )
+
+
 def drain_server(
     metrics_url: str,
     *,
@@ -135,6 +159,7 @@ def drain_server(
     sleep(propagation_s)
 
     last: Activity | None = None
+    unreadable_since: float | None = None
     quiet_since = clock()
     cpu_at_quiet_start = cpu_seconds()
     while True:
@@ -142,13 +167,36 @@ def drain_server(
         try:
             activity = scrape(metrics_url)
         except (OSError, ValueError) as error:
-            # No metrics endpoint means no server to drain (it exited or never started).
-            return DrainResult(True, f"metrics unreadable ({error})", now - start, last)
+            if _refused(error):
+                # Nothing listens: no server to drain (it exited or never started).
+                log("metrics endpoint refuses connections: the server is gone")
+                return DrainResult(True, "server gone", now - start, last)
+            # A server that stops answering may still hold requests: keep it up, bounded.
+            # The deadline is overshot by one scrape timeout at most.
+            now = clock()
+            if unreadable_since is None:
+                unreadable_since = now
+                log(
+                    f"metrics endpoint {metrics_url} not answering ({error}); "
+                    f"waiting until the deadline ({deadline_s:g}s) before the stop"
+                )
+            if now - start >= deadline_s:
+                log(
+                    f"deadline of {deadline_s:g}s passed; metrics unreadable for "
+                    f"{now - unreadable_since:.1f}s, in-flight work unknown"
+                )
+                return DrainResult(False, "metrics unreadable", now - start, last)
+            sleep(min(poll_interval_s, max(0.0, deadline_s - (now - start))))
+            continue
+        if unreadable_since is not None:
+            log(f"metrics endpoint answers again after {now - unreadable_since:.1f}s")
+            unreadable_since, last = None, None
         cpu = cpu_seconds()
         busy = (
             last is None
             or activity.pending_requests > 0
             or activity.progress_count != last.progress_count
+            or activity.gpu_utilization > BUSY_GPU_UTILIZATION
             or (
                 cpu is not None
                 and cpu_at_quiet_start is not None

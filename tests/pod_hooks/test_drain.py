@@ -7,6 +7,7 @@ local tritonserver while requests are in flight, the sequence the pod replays at
 from __future__ import annotations
 
 import http.server
+import socket
 import subprocess
 import sys
 import threading
@@ -173,10 +174,52 @@ def test_process_tree_cpu_seconds_counts_the_children() -> None:
 
 
 def test_a_server_that_is_gone_counts_as_drained() -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/metrics"
+    result = drain.drain_server(url, propagation_s=0, deadline_s=5, poll_interval_s=0.05)
+    assert result.idle and result.reason == "server gone"
+
+
+def test_a_metrics_endpoint_that_stops_answering_holds_the_stop_until_the_deadline() -> None:
+    # A server so stuck that its metrics page hangs may still hold requests: the drain keeps
+    # it up until the deadline (each scrape bounded by its timeout) and says why.
+    messages: list[str] = []
+    with socket.socket() as hung:  # accepts connections (backlog), never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        started = time.monotonic()
+        result = drain.drain_server(
+            f"http://127.0.0.1:{hung.getsockname()[1]}/metrics",
+            propagation_s=0,
+            deadline_s=3,
+            poll_interval_s=0.05,
+            log=messages.append,
+        )
+        waited = time.monotonic() - started
+    assert not result.idle and result.reason == "metrics unreadable"
+    assert 3 <= waited <= 3 + drain.SCRAPE_TIMEOUT_S + 1
+    assert any("not answering" in m for m in messages), messages
+    assert "metrics unreadable" in messages[-1]
+
+
+def test_a_busy_gpu_keeps_the_server_from_counting_as_idle() -> None:
+    # An ensemble step executing on a GPU: nothing pending, no counter moving, host CPU idle.
+    gpu_text = 'nv_gpu_utilization{gpu_uuid="GPU-0"} 0.93\nnv_gpu_utilization{gpu_uuid="GPU-1"} 0\n'
+    assert drain.parse_activity(gpu_text).gpu_utilization == 0.93
+    busy, idle = drain.Activity(0, 5, 0.93), drain.Activity(0, 5, 0.0)
+    activities = iter([busy] * 6 + [idle] * 1000)
     result = drain.drain_server(
-        "http://127.0.0.1:9/metrics", propagation_s=0, deadline_s=5, poll_interval_s=0.05
+        "unused",
+        propagation_s=0,
+        deadline_s=10,
+        quiet_s=0.2,
+        poll_interval_s=0.05,
+        scrape=lambda url: next(activities),
     )
-    assert result.idle and result.reason.startswith("metrics unreadable")
+    assert result.idle
+    # The last of six busy polls came 5 intervals in; a whole quiet interval followed it.
+    assert result.waited_s >= 5 * 0.05 + 0.2 - 0.02
 
 
 def test_cli_exit_status_says_whether_the_drain_finished(metrics_server, tmp_path) -> None:

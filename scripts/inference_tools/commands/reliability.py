@@ -13,8 +13,11 @@ from typing import Any
 from inference_tools.paths import MODEL_REPOSITORY, work_dir
 from inference_tools.reliability import (
     backend_crash,
+    drain_cases,
     hostile_input,
+    local_stop,
     overload,
+    restart_at_once,
     rolling_restart,
     sigterm_in_flight,
     soak,
@@ -30,7 +33,7 @@ probe timings read from the rendered Kubernetes manifests, and write the summary
 (Markdown and CSV). Each scenario that shows a protection working is paired with a control run
 without it, which must fail: that is how the table shows the tests can tell the difference.
 
-Takes about 15 minutes with the default soak; needs nginx (make system-deps) and kubectl.
+Takes about 25 minutes with the default soak; needs nginx (make system-deps) and kubectl.
 
 Example:
   inference-tools reliability                         # all, 10-minute soak
@@ -49,6 +52,15 @@ def _scenarios() -> dict[str, list[Scenario]]:
             lambda repo, life, args: rolling_restart.run(
                 repo, life, replicas=2, replacements=1, pre_stop=False, workers_per_protocol=4
             ),
+            lambda repo, life, args: rolling_restart.run(
+                repo,
+                life,
+                replicas=2,
+                replacements=1,
+                pre_stop=False,
+                workers_per_protocol=4,
+                grpc_retry=True,
+            ),
         ],
         "stop-in-flight": [
             lambda repo, life, args: sigterm_in_flight.run(repo, life),
@@ -56,6 +68,18 @@ def _scenarios() -> dict[str, list[Scenario]]:
                 repo, life, drain=False, protocols=("grpc",)
             ),
         ],
+        "local-stop": [
+            lambda repo, life, args, stop=stop: local_stop.run(repo, stop=stop)
+            for stop in local_stop.STOPS
+        ],
+        "drain-limits": [
+            lambda repo, life, args: drain_cases.long_execution(args.slow_model_repository, life),
+            lambda repo, life, args: drain_cases.long_execution(
+                args.slow_model_repository, life, model="slow_pipeline", requests=1
+            ),
+            lambda repo, life, args: drain_cases.arrivals_during_drain(repo, life),
+        ],
+        "restart-at-once": [lambda repo, life, args: restart_at_once.run(repo)],
         "backend-crash": [
             lambda repo, life, args: backend_crash.run(repo, life, canary=True),
             lambda repo, life, args: backend_crash.run(
@@ -65,6 +89,7 @@ def _scenarios() -> dict[str, list[Scenario]]:
         "overload": [
             lambda repo, life, args: overload.run(repo, duration_s=60.0),
             lambda repo, life, args: overload.run(repo, duration_s=30.0, queue_limits=False),
+            lambda repo, life, args: overload.run(repo, duration_s=60.0, grpc_retry=True),
         ],
         "hostile-input": [
             lambda repo, life, args: hostile_input.run(repo, life),
@@ -95,6 +120,15 @@ def register(subparsers: Any) -> None:
         "--overlay",
         default=DEFAULT_OVERLAY,
         help="kustomize overlay whose timings to replay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--slow-model-repository",
+        type=Path,
+        default=drain_cases.SLOW_MODEL_REPOSITORY,
+        help=(
+            "a repository whose model sleeps in execute, as a GPU kernel would "
+            "(default: the one shipped with the package)"
+        ),
     )
     parser.add_argument(
         "--soak-minutes", type=float, default=10.0, help="soak length (default: %(default)s)"

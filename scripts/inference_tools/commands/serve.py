@@ -13,6 +13,8 @@ from inference_tools.exposure import exposure_warning
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import MODEL_REPOSITORY
 
+# Triton's log line while it waits for HTTP connections at shutdown (http_server.cc).
+HTTP_CONNECTIONS_WAIT = "HTTP service connections"
 HELP = """\
 Serve a Triton model repository with the real tritonserver 2.51.0 that nvidia-pytriton bundles,
 on the CPU, with no cluster, GPU or container. ONNX models keep `backend: "onnxruntime"`: a
@@ -117,4 +119,11 @@ def run(args: argparse.Namespace) -> int:
     print("stopping Triton (finishing requests in flight first)...", flush=True)
     status = server.stop(drain=True)
     print(f"Triton stopped (exit status {status}).")
+    if status != 0 and HTTP_CONNECTIONS_WAIT in server.log_path.read_text(errors="replace"):
+        # Triton 2.51 waits for open HTTP connections, idle keep-alive ones too, until its exit
+        # timeout, and then exits 1. Nothing was in flight: the drain came first.
+        print(
+            "Triton waited for idle HTTP keep-alive connections until its exit timeout; "
+            "clients that close their connections let it stop at once."
+        )
     return 0

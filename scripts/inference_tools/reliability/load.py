@@ -10,6 +10,7 @@ Two shapes of load:
 
 from __future__ import annotations
 
+import functools
 import http.client
 import itertools
 import json
@@ -23,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from inference_tools.grpc_retry import retrying_channel_args
 from python_backend.contract import EMBEDDING, EMBEDDING_SIZE, ENSEMBLE, TEXT
 
 LOG = logging.getLogger(__name__)
@@ -153,9 +155,16 @@ class HttpEmbedder:
             self._connection = None
 
 
+def grpc_client(address: str, retry: bool = False) -> grpcclient.InferenceServerClient:
+    """A tritonclient gRPC client; with `retry`, the project's retry policy (grpc_retry)."""
+    return grpcclient.InferenceServerClient(
+        address, channel_args=retrying_channel_args() if retry else None
+    )
+
+
 class GrpcEmbedder:
-    def __init__(self, address: str, texts_per_request: int = 1) -> None:
-        self._client = grpcclient.InferenceServerClient(address)
+    def __init__(self, address: str, texts_per_request: int = 1, retry: bool = False) -> None:
+        self._client = grpc_client(address, retry)
         self.texts_per_request = texts_per_request
 
     def __call__(self, index: int) -> tuple[str, str]:
@@ -173,18 +182,34 @@ class GrpcEmbedder:
         self._client.close()
 
 
+def infer_once(
+    address: str, model: str, input_name: str, rows: np.ndarray, output_name: str
+) -> tuple[str, str, np.ndarray | None]:
+    """One request on a new gRPC connection, closed after: (status, message, output)."""
+    client = grpcclient.InferenceServerClient(address)
+    try:
+        tensor = grpcclient.InferInput(input_name, list(rows.shape), np_to_triton_dtype(rows.dtype))
+        tensor.set_data_from_numpy(rows)
+        result = client.infer(model, [tensor], client_timeout=HTTP_TIMEOUT_S)
+        return OK, "", result.as_numpy(output_name)
+    except InferenceServerException as error:
+        return grpc_status(error), error.message() or "", None
+    finally:
+        client.close()
+
+
 def grpc_status(error: InferenceServerException) -> str:
     """'StatusCode.UNAVAILABLE' -> 'UNAVAILABLE'."""
     return str(error.status() or "unknown").removeprefix("StatusCode.")
 
 
 def embedder(
-    protocol: str, address: str, texts_per_request: int = 1
+    protocol: str, address: str, texts_per_request: int = 1, grpc_retry: bool = False
 ) -> HttpEmbedder | GrpcEmbedder:
     if protocol == "http":
         return HttpEmbedder(address, texts_per_request)
     if protocol == "grpc":
-        return GrpcEmbedder(address, texts_per_request)
+        return GrpcEmbedder(address, texts_per_request, retry=grpc_retry)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 
@@ -205,9 +230,11 @@ class ClosedLoopLoad:
         texts_per_request: int = 1,
         think_time_s: float = 0.0,
         sender: Callable[[str, str, int], Any] | None = None,
+        grpc_retry: bool = False,
     ) -> None:
         self.targets = targets
-        self.sender = sender or embedder
+        self.sender = sender or functools.partial(embedder, grpc_retry=grpc_retry)
+        self.grpc_retry = grpc_retry
         self.texts_per_request = texts_per_request
         self.workers = workers
         self.think_time_s = think_time_s
@@ -263,12 +290,13 @@ def open_loop_grpc(
     *,
     texts_per_request: int = 1,
     on_tick: Callable[[float], None] | None = None,
+    retry: bool = False,
 ) -> LoadRecord:
     """Send `rate_per_s` requests per second for `duration_s`, not waiting for answers.
 
     Returns once every request has been answered (or has timed out on the client).
     """
-    client = grpcclient.InferenceServerClient(address)
+    client = grpc_client(address, retry)
     record = LoadRecord()
     answered = threading.Semaphore(0)
     interval_s = 1.0 / rate_per_s

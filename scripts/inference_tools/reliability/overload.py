@@ -74,6 +74,7 @@ def _measure(
     http_workers: int,
     max_rate_per_s: float,
     work_dir: Path | None,
+    grpc_retry: bool = False,
 ) -> tuple[float, float, list[Outcome], list[Outcome]]:
     with LocalTritonServer(model_repository, work_dir=work_dir) as server:
         with ClosedLoopLoad({"grpc": server.grpc_url}, workers=8) as probe_load:
@@ -83,7 +84,7 @@ def _measure(
         # HTTP clients pause briefly between requests, as a client told 503 would.
         http = ClosedLoopLoad({"http": server.http_url}, workers=http_workers, think_time_s=0.01)
         with http as http_load:
-            record = open_loop_grpc(server.grpc_url, rate, duration_s)
+            record = open_loop_grpc(server.grpc_url, rate, duration_s, retry=grpc_retry)
     http_outcomes = http_load.record.snapshot()
     return capacity_per_s, rate, record.snapshot() + http_outcomes, http_outcomes
 
@@ -96,10 +97,12 @@ def run(
     http_workers: int = 2,
     max_rate_per_s: float = 1500.0,
     queue_limits: bool = True,
+    grpc_retry: bool = False,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
     """With `queue_limits=False` the same load meets a copy of the repository without queue
-    policies: the control, where accepted requests' latency grows past the bound."""
+    policies: the control, where accepted requests' latency grows past the bound. With
+    `grpc_retry` the open-loop gRPC client retries UNAVAILABLE (inference_tools.grpc_retry)."""
     bound_s = latency_bound_s(model_repository)
     with tempfile.TemporaryDirectory(prefix="no-queue-limits-") as scratch:
         served = (
@@ -108,7 +111,7 @@ def run(
             else without_queue_limits(model_repository, Path(scratch) / "repository")
         )
         measured = _measure(
-            served, duration_s, overload_factor, http_workers, max_rate_per_s, work_dir
+            served, duration_s, overload_factor, http_workers, max_rate_per_s, work_dir, grpc_retry
         )
     capacity_per_s, rate, outcomes, http_outcomes = measured
 
@@ -130,7 +133,9 @@ def run(
     else:
         passed = accepted_max_s > bound_s
     return ScenarioResult(
-        scenario="overload" + ("" if queue_limits else " without queue limits (control)"),
+        scenario="overload"
+        + ("" if queue_limits else " without queue limits (control)")
+        + (", gRPC clients retrying" if grpc_retry else ""),
         load=f"{rate:.0f} req/s offered open loop over gRPC ({overload_factor:g}x the "
         f"{capacity_per_s:.0f} req/s measured) + {http_workers} HTTP clients, {duration_s:g} s",
         faults="none: demand alone",

@@ -42,9 +42,12 @@ def run(
     texts_per_request: int = 4,
     settle_s: float = 3.0,
     endpoint_delay_s: float = DEFAULT_ENDPOINT_DELAY_S,
+    grpc_retry: bool = False,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
-    """Replace `replacements` replicas (default: all) while clients send over HTTP and gRPC."""
+    """Replace `replacements` replicas (default: all) while clients send over HTTP and gRPC.
+
+    `grpc_retry`: the gRPC clients retry UNAVAILABLE (inference_tools.grpc_retry)."""
     replacements = replicas if replacements is None else replacements
     proxy = NginxProxy().start()
     endpoints = Endpoints(proxy)
@@ -55,6 +58,7 @@ def run(
         {"http": proxy.http_url, "grpc": proxy.grpc_url},
         workers=workers_per_protocol,
         texts_per_request=texts_per_request,
+        grpc_retry=grpc_retry,
     )
     try:
         # The replicas running before the rollout: no probe timings to replay.
@@ -89,7 +93,11 @@ def run(
     grace = lifecycle.termination_grace_s
     within_grace = all(not t.killed and t.total_s < grace for t in terminations)
     passed = (failed == 0 and within_grace) if pre_stop else failed > 0
-    label = "rolling restart" + ("" if pre_stop else " without preStop drain (control)")
+    label = (
+        "rolling restart"
+        + ("" if pre_stop else " without preStop drain (control)")
+        + (", gRPC clients retrying" if grpc_retry else "")
+    )
     return ScenarioResult(
         scenario=label,
         load=f"{workers_per_protocol} HTTP + {workers_per_protocol} gRPC clients via nginx "
@@ -105,7 +113,8 @@ def run(
         requests_failed=failed,
         recovery_s=None,
         passed=passed,
-        notes="" if pre_stop else "failures show the test detects a missing drain",
+        notes=("" if pre_stop else "failures show the test detects a missing drain")
+        + (f"; outcomes {dict(record.by_status())}" if grpc_retry else ""),
         details={
             "failures": record.failure_summary(),
             "by_status": dict(record.by_status()),

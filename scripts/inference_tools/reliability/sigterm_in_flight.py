@@ -28,6 +28,33 @@ from inference_tools.reliability.report import ScenarioResult
 FIRST_ANSWER_TIMEOUT_S = 60.0
 
 
+def start_like_the_pod(
+    model_repository: Path, lifecycle: PodLifecycle, work_dir: Path | None = None
+) -> LocalTritonServer:
+    """A local server with the Deployment's exit timeout, started and ready."""
+    server = LocalTritonServer(
+        model_repository,
+        work_dir=work_dir,
+        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
+    )
+    server.start()
+    return server
+
+
+def stop_like_the_pod(
+    server: LocalTritonServer, lifecycle: PodLifecycle, *, drain: bool = True
+) -> tuple[int | None, float]:
+    """The pod's stop (drain up to its deadline, SIGTERM, SIGKILL after the grace period):
+    the exit status and the seconds it took."""
+    stop_at = time.monotonic()
+    exit_status = server.stop(
+        timeout_s=lifecycle.termination_grace_s,
+        drain=drain,
+        drain_deadline_s=lifecycle.drain_deadline_s,
+    )
+    return exit_status, time.monotonic() - stop_at
+
+
 def run(
     model_repository: Path,
     lifecycle: PodLifecycle,
@@ -38,12 +65,7 @@ def run(
     protocols: tuple[str, ...] = ("http", "grpc"),
     work_dir: Path | None = None,
 ) -> ScenarioResult:
-    server = LocalTritonServer(
-        model_repository,
-        work_dir=work_dir,
-        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
-    )
-    server.start()
+    server = start_like_the_pod(model_repository, lifecycle, work_dir)
     addresses = {"http": server.http_url, "grpc": server.grpc_url}
     targets = [(protocol, addresses[protocol]) for protocol in protocols]
     senders = [
@@ -68,13 +90,7 @@ def run(
             futures = [pool.submit(send, i) for i in range(len(senders))]
             wait(futures, timeout=FIRST_ANSWER_TIMEOUT_S, return_when=FIRST_COMPLETED)
             in_flight = sum(not f.done() for f in futures)
-            stop_at = time.monotonic()
-            exit_status = server.stop(
-                timeout_s=lifecycle.termination_grace_s,
-                drain=drain,
-                drain_deadline_s=lifecycle.drain_deadline_s,
-            )
-            stopped_s = time.monotonic() - stop_at
+            exit_status, stopped_s = stop_like_the_pod(server, lifecycle, drain=drain)
             for future in futures:
                 future.result()
     finally:
