@@ -1,7 +1,7 @@
 """Checks a model must pass before anything is written to the store.
 
 Each check raises `ModelValidationError` with a message that names the model and what to fix.
-ONNX configs are checked against the graph by `python_backend.onnx_model.OnnxModel`, the same
+ONNX configs are checked against the graph by `inference_tools.onnx_model.OnnxModel`, the same
 code that refuses them when the local server loads them.
 """
 
@@ -15,8 +15,8 @@ import onnx
 from tritonclient.grpc import model_config_pb2
 
 from inference_tools.model_config import config_as_dict
+from inference_tools.onnx_model import DEFAULT_MODEL_FILENAME, ModelConfigError, OnnxModel
 from inference_tools.publishing.sources import ModelSource
-from python_backend.onnx_model import DEFAULT_MODEL_FILENAME, ModelConfigError, OnnxModel
 
 PYTHON_MODEL_FILENAME = "model.py"
 

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
+from inference_tools.onnx_model import OnnxModel
 
-from python_backend.onnx_model import OnnxModel
 from python_backend.triton_glue import respond
 
 

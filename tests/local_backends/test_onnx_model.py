@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
-from python_backend.onnx_model import (
+from inference_tools.onnx_model import (
     SPINNING_CONFIG_KEY,
     ModelConfigError,
     OnnxModel,
     session_options,
 )
+from onnx import TensorProto, helper
 
 
 def write_doubling_graph(path: Path, batch_dim: int | str = "batch") -> Path:
