@@ -159,4 +159,5 @@ lint: $(SETUP_STAMP) ## ruff on the whole tree
 
 .PHONY: clean
 clean: ## Remove generated artefacts and working folders (keeps the virtual environment)
-	rm -rf .work model_repository/minilm/1/model.onnx model_repository/tokenizer/1/tokenizer.json model_repository/.build-stamp.json
+	rm -rf .work model_repository/minilm/1/model.onnx model_repository/tokenizer/1/tokenizer.json model_repository/.build-stamp.json \
+		model_repository/digits/1/model.onnx model_repository/.build-stamp-digits.json

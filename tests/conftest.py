@@ -12,10 +12,12 @@ from inference_tools.paths import MODEL_REPOSITORY
 
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
-    """model_repository/ with its generated artefacts (ONNX encoder, tokenizer.json) in place."""
+    """model_repository/ with its generated artefacts (ONNX encoder, tokenizer.json, digits)."""
+    from inference_tools.digits_classifier import build_digits_classifier
     from inference_tools.model_artifacts import build_model_artifacts
 
     build_model_artifacts(MODEL_REPOSITORY)
+    build_digits_classifier(MODEL_REPOSITORY)
     return MODEL_REPOSITORY
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inference_tools import digits_classifier
 from inference_tools.model_artifacts import (
     ENCODER_FILE,
     MODEL_REQUIREMENT,
@@ -20,13 +21,18 @@ all-MiniLM-L6-v2 weights of the installed package {MODEL_REQUIREMENT}:
   {ENCODER_FILE}         the BERT encoder as an ONNX graph (opset 17, FP32)
   {TOKENIZER_FILE}  the WordPiece tokenizer, truncating at 256 tokens
 
-The weights' sha256 is checked first. A stamp file (.build-stamp.json) records what the files
+and the second model, a digit classifier trained from the digits scikit-learn ships:
+
+  {digits_classifier.MODEL_FILE}         a small perceptron as an ONNX graph (fixed seed)
+
+The weights' sha256 is checked first. Stamp files (.build-stamp*.json) record what the files
 were built from; when nothing changed the command returns at once without writing.
 """
 
 
 def run(args: argparse.Namespace) -> int:
     build_model_artifacts(args.model_repository, force=args.force)
+    digits_classifier.build_digits_classifier(args.model_repository, force=args.force)
     return 0
 
 

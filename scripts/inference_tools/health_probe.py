@@ -12,25 +12,37 @@ answer:
   must not be restarted or taken out of service for being overloaded, or overload cascades;
 - any other error, no answer in time, or no server: unhealthy.
 
+Which models get a canary, and what it holds, comes from the server itself (`model_roles`):
+every entry model (one that no ensemble calls) that is READY, with the smallest request its
+config allows. The repository index and config APIs are restricted in the Deployment, so the
+probe sends the admin header from the container's TRITON_ADMIN_KEY. `--model` (repeatable)
+names the models instead; their canaries then come from the unrestricted metadata API.
+
 With `--check-ready` it first asks `/v2/health/ready` too (models loaded, server not stopping).
 The container runs it as an exec probe (the image copies this file to
-/opt/scalable-inference-server/bin/triton-probe); the local fault scenarios run the same code.
-Standard library only, like triton-drain.
+/opt/scalable-inference-server/bin/triton-probe, and `model_roles` beside the Python-backend
+code); the local fault scenarios run the same code. Standard library only, like triton-drain.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from inference_tools.model_roles import (
+    ADMIN_KEY_ENV,
+    ModelRolesError,
+    canary_from_metadata,
+    roles_from_server,
+)
+
 DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_MODEL = "text_embedding"
-CANARY_TEXT = "health check"
 BUSY_STATUS = 503  # Triton's HTTP status for UNAVAILABLE
 
 
@@ -67,34 +79,49 @@ def check_ready(base_url: str, timeout_s: float) -> ProbeResult:
     return ProbeResult(True, "ready")
 
 
-def canary(base_url: str, model: str, timeout_s: float) -> ProbeResult:
-    """One single-text inference request; see the module docstring for how answers count."""
-    body = {
-        "inputs": [{"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": [CANARY_TEXT]}]
-    }
+def canary(base_url: str, model: str, body: dict, timeout_s: float) -> ProbeResult:
+    """One smallest inference request; see the module docstring for how answers count."""
     try:
         status, payload = _post_json(f"{base_url}/v2/models/{model}/infer", body, timeout_s)
     except OSError as error:  # refused, reset, or timed out
         return ProbeResult(False, f"inference request to {model} got no answer: {error}")
     text = payload.decode("utf-8", errors="replace")[:300]
     if status == 200:
-        return ProbeResult(True, "inference answered")
+        return ProbeResult(True, f"{model} answered")
     if status == BUSY_STATUS:
-        return ProbeResult(True, f"busy, not broken: {text}")
+        return ProbeResult(True, f"{model} busy, not broken: {text}")
     return ProbeResult(False, f"inference request to {model} failed with {status}: {text}")
 
 
 def probe(
     base_url: str = DEFAULT_URL,
-    model: str = DEFAULT_MODEL,
+    models: Sequence[str] = (),
     timeout_s: float = 3.0,
     ready_first: bool = False,
+    admin_key: str | None = None,
 ) -> ProbeResult:
+    """Canaries to `models`, or to every READY entry model the server reports; all must pass."""
     if ready_first:
         ready = check_ready(base_url, timeout_s)
         if not ready.healthy:
             return ready
-    return canary(base_url, model, timeout_s)
+    if admin_key is None:
+        admin_key = os.environ.get(ADMIN_KEY_ENV)
+    try:
+        if models:
+            bodies = {m: canary_from_metadata(base_url, m, timeout_s) for m in models}
+        else:
+            roles = roles_from_server(base_url, admin_key, timeout_s)
+            bodies = {m: roles.canary_request(m) for m in roles.select()}
+    except ModelRolesError as error:
+        return ProbeResult(False, f"cannot choose the canary models: {error}")
+    reasons = []
+    for model, body in bodies.items():
+        result = canary(base_url, model, body, timeout_s)
+        if not result.healthy:
+            return result
+        reasons.append(result.reason)
+    return ProbeResult(True, "; ".join(reasons))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--url", default=DEFAULT_URL, help="Triton's HTTP endpoint (default: %(default)s)"
     )
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help="model to send the canary to (default: %(default)s)"
+        "--model",
+        action="append",
+        default=[],
+        dest="models",
+        metavar="NAME",
+        help="send the canary to this model (repeatable; default: every READY entry model "
+        "the server reports, i.e. none that an ensemble calls)",
     )
     parser.add_argument(
         "--timeout-seconds",
@@ -119,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = probe(args.url.rstrip("/"), args.model, args.timeout_seconds, args.check_ready)
+    result = probe(args.url.rstrip("/"), args.models, args.timeout_seconds, args.check_ready)
     # The kubelet records an exec probe's output in the pod's events when it fails.
     print(result.reason, file=sys.stdout if result.healthy else sys.stderr)
     return 0 if result.healthy else 1

@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from inference_tools import manifests
 from inference_tools.manifests import Render
-from inference_tools.paths import MODEL_REPOSITORY, work_dir
+from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, work_dir
 from inference_tools.triton_runtime import prepare_runtime
 
 from tests.kubernetes.pod import (
@@ -70,10 +71,13 @@ def test_pods_meet_the_restricted_pod_security_standard(all_renders: list[Render
 
 
 def test_the_namespace_enforces_the_restricted_profile(all_renders: list[Render]) -> None:
-    for render in all_renders:
-        namespace = render.one("Namespace")
-        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-        assert deployment(render)["metadata"]["namespace"] == namespace["metadata"]["name"]
+    # The Namespace is its own kustomization: no release creates (or deletes) it.
+    for render_ in all_renders:
+        assert not render_.of_kind("Namespace"), render_.name
+        assert deployment(render_)["metadata"]["namespace"] == "inference", render_.name
+    namespace = manifests.render(KUSTOMIZE_DIR / "namespace").one("Namespace")
+    assert namespace["metadata"]["name"] == "inference"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_image_is_pinned(all_renders: list[Render]) -> None:
