@@ -98,6 +98,22 @@ class ModelRoles:
             )
         return chosen
 
+    def default_target(self) -> str:
+        """The model benchmarks and calibration load when none is named: the first ensemble
+        clients call (a whole pipeline queues in every step), else the first entry model."""
+        entry = self.entry_models
+        ensembles = [name for name in entry if name in self.ensembles]
+        if not entry:
+            raise ModelRolesError("the repository has no model to send requests to")
+        return (ensembles or list(entry))[0]
+
+    def text_input(self, model: str) -> str | None:
+        """The name of `model`'s input when it takes one text per request, else None."""
+        inputs = [i for i in self.configs[model].get("input", []) if not i.get("optional")]
+        if len(inputs) == 1 and inputs[0].get("data_type") == "TYPE_STRING":
+            return str(inputs[0]["name"])
+        return None
+
     def canary_request(self, model: str) -> dict[str, Any]:
         """The JSON body of the smallest valid inference request to `model`."""
         config = self.configs[model]
