@@ -14,6 +14,8 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 LOG_VERBOSE ?= 0
 PYTEST_ARGS ?=
+# make image: the serving image's reference (push it yourself, then pin it by digest: docs/kubernetes.md).
+IMAGE_REF ?= scalable-inference-server:dev
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
@@ -96,6 +98,13 @@ system-deps: ## Install the Debian packages the tests use (needs root: libb64 fo
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx
 	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+
+.PHONY: image
+image: ## Build the serving image (Dockerfile) with Docker as IMAGE_REF; says so where no Docker engine runs
+	@command -v docker >/dev/null || { echo "make image: no docker command on this machine. Build where Docker runs (CI pushes the image on tags: .github/workflows), or with any OCI builder: docker build -t IMAGE_REF ." >&2; exit 2; }
+	@timeout 20 docker info >/dev/null 2>&1 || { echo "make image: the docker client is here but no Docker engine answers ('docker info' failed). Start the engine or point DOCKER_HOST at one, or build in CI (.github/workflows)." >&2; exit 2; }
+	docker build -t $(IMAGE_REF) .
+	@echo "built $(IMAGE_REF); push it, then pin the pushed digest in your overlay (docs/kubernetes.md)"
 
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C

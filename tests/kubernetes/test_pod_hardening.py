@@ -89,7 +89,7 @@ def test_image_is_pinned(all_renders: list[Render]) -> None:
 
 def test_triton_runs_with_its_security_guidance(all_renders: list[Render]) -> None:
     for render in all_renders:
-        explicit = render.name == "component:model-control-explicit"
+        explicit = render.name in ("component:model-control-explicit", "gpu-s3-publish")
         assert flag(render, "--model-control-mode") == ("explicit" if explicit else "none")
         assert flag(render, "--strict-readiness") == "true", render.name
         assert "--disable-auto-complete-config" in triton_args(render), render.name
@@ -129,7 +129,7 @@ def test_every_flag_is_one_tritonserver_2_51_knows(all_renders: list[Render]) ->
 def test_model_repository_comes_from_the_image_or_a_component(all_renders: list[Render]) -> None:
     for render in all_renders:
         repository = flag(render, "--model-repository")
-        if render.name in ("component:model-store-s3", "gpu-s3"):
+        if render.name in ("component:model-store-s3", "gpu-s3", "gpu-s3-publish"):
             assert repository.startswith("s3://"), render.name
         else:
             assert repository == "/models", render.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from inference_tools.paths import PROJECT_ROOT
@@ -86,3 +87,27 @@ def test_perf_model_from_the_command_line_or_its_own_variable() -> None:
     assert cli_line(make("-n", "perf", "MODEL=digits"), "perf run").endswith("--model digits")
     from_env = cli_line(make("-n", "perf", env={"PERF_MODEL": "digits"}), "perf run")
     assert from_env.endswith("--model digits")
+
+
+def test_make_image_says_clearly_where_no_docker_engine_runs(tmp_path) -> None:
+    engine = (
+        subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30)
+        if shutil.which("docker")
+        else None
+    )
+    if engine is not None and engine.returncode == 0:
+        pytest.skip("a Docker engine answers here: make image would build")
+    result = make("image")
+    assert result.returncode == 2
+    assert "make image:" in result.stderr and "Docker" in result.stderr
+    # Without any docker command at all, the message says so too.
+    bare = subprocess.run(
+        ["make", "--no-print-directory", "image"],
+        cwd=PROJECT_ROOT,
+        env={"PATH": "/usr/bin:/bin"} if not Path("/usr/bin/docker").exists() else {},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert bare.returncode == 2 and "make image:" in bare.stderr

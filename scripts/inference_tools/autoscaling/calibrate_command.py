@@ -12,8 +12,8 @@ from prometheus_api_client import PrometheusConnect
 
 from inference_tools.autoscaling import calibrate, manifests
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
-from inference_tools.benchmarking.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.benchmarking.perf_analyzer import LoadLevel, PerfAnalyzerSettings
+from inference_tools.benchmarking.targets import resolve_target
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests import Render
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, PROJECT_ROOT
@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    input_data = write_json(triton_input_data(generate_texts()), out_dir / "input-data.json")
+    target = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
     with target_server(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
-            model="text_embedding",
+            model=target.model,
             url=grpc_url,
             protocol="grpc",
-            input_data=input_data,
+            input_data=target.input_data,
             measurement_interval_ms=args.measurement_interval_ms,
             stability_percentage=args.stability_percentage,
         )
@@ -134,6 +134,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa",
         help="overlay whose recording rules and ServiceMonitor to use",
+    )
+    parser.add_argument(
+        "--model",
+        help="model to load (default: the repository's first ensemble clients call, else its "
+        "first model; see --model-repository)",
+    )
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="the repository whose configs name the model and its inputs (default: %(default)s)",
     )
     parser.add_argument("--grpc-url", help="host:port of a remote Triton (one pod)")
     parser.add_argument("--metrics-url", help="its metrics URL, scraped by a local Prometheus")
