@@ -385,8 +385,12 @@ class Suite:
                 f"measurement window {o.measurement_interval_ms} ms, stability "
                 f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level"
             ),
-            "dataset": f"{len(self.texts)} texts, "
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+            "dataset": (
+                f"{len(self.texts)} texts, "
+                + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+                if self.target.input_data is not None
+                else "perf_analyzer's generated inputs, shaped as the model's config says"
+            ),
             "command": o.command or shlex.join(sys.argv),
         }
 
