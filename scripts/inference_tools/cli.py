@@ -11,7 +11,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools import build_models_command, drain, health_probe, manifests, serve_command
+from inference_tools import (
+    build_models_command,
+    drain,
+    health_probe,
+    manifests,
+    models_command,
+    serve_command,
+)
 from inference_tools.autoscaling import (
     adapter_values_command,
     calibrate_command,
@@ -30,6 +37,7 @@ COMMAND_MODULES = [
     drain,
     health_probe,
     manifests,
+    models_command,
     perf_command,
     publishing_command,
     reliability_command,

@@ -165,3 +165,16 @@ def test_ensembles_report_no_pending_requests_and_no_queue(foreign_repository, t
     assert peak_pending["upper"] >= 2 and peak_pending["shout_length"] == 0, peak_pending
     # The ensemble's own queue time is never the longest: the rules' max picks a composing model.
     assert per_request["shout_length"] < per_request["upper"] / 100, per_request
+
+
+def test_models_command_lists_the_roles_as_json(foreign_repository: Path, capsys) -> None:
+    from inference_tools.cli import main
+
+    assert main(["models", "--model-repository", str(foreign_repository), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "entry_models": list(ENTRY_MODELS),
+        "ensembles": list(ENSEMBLES),
+        "composing": list(COMPOSING),
+        "default_target": "shout",
+    }
