@@ -13,11 +13,9 @@ from inference_tools.paths import MODEL_REPOSITORY
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
     """model_repository/ with its generated artefacts (ONNX encoder, tokenizer.json, digits)."""
-    from inference_tools.digits_classifier import build_digits_classifier
-    from inference_tools.model_artifacts import build_model_artifacts
+    from inference_tools.repository_builds import build_repository_models
 
-    build_model_artifacts(MODEL_REPOSITORY)
-    build_digits_classifier(MODEL_REPOSITORY)
+    build_repository_models(MODEL_REPOSITORY)
     return MODEL_REPOSITORY
 
 

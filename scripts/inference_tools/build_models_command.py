@@ -10,9 +10,9 @@ from inference_tools.model_artifacts import (
     ENCODER_FILE,
     MODEL_REQUIREMENT,
     TOKENIZER_FILE,
-    build_model_artifacts,
 )
 from inference_tools.paths import MODEL_REPOSITORY
+from inference_tools.repository_builds import build_repository_models
 
 DESCRIPTION = f"""\
 Build the model files that the Triton model repository does not keep in git, from the
@@ -31,8 +31,7 @@ were built from; when nothing changed the command returns at once without writin
 
 
 def run(args: argparse.Namespace) -> int:
-    build_model_artifacts(args.model_repository, force=args.force)
-    digits_classifier.build_digits_classifier(args.model_repository, force=args.force)
+    build_repository_models(args.model_repository, force=args.force)
     return 0
 
 

@@ -32,14 +32,16 @@ def target_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
             raise SystemExit("--grpc-url needs --metrics-url (or --prometheus-url and --pod)")
         yield args.grpc_url, args.metrics_url or "", f"server at {args.grpc_url}"
         return
-    from inference_tools.model_artifacts import build_model_artifacts
+    repository = args.model_repository.resolve()
+    if repository == MODEL_REPOSITORY.resolve():
+        from inference_tools.repository_builds import build_repository_models
 
-    build_model_artifacts(MODEL_REPOSITORY)
-    with LocalTritonServer(MODEL_REPOSITORY) as server:
+        build_repository_models(MODEL_REPOSITORY)
+    with LocalTritonServer(repository) as server:
         # Other work on the machine shifts every number: say how busy it was.
         load = os.getloadavg()[0]
         description = (
-            f"the local CPU Triton 2.51, model_repository/ ({os.cpu_count()} cores, "
+            f"the local CPU Triton 2.51, {repository.name}/ ({os.cpu_count()} cores, "
             f"load average {load:.1f} at the start)"
         )
         yield server.grpc_url, server.metrics_url, description
@@ -144,7 +146,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model-repository",
         type=Path,
         default=MODEL_REPOSITORY,
-        help="the repository whose configs name the model and its inputs (default: %(default)s)",
+        help="the repository served locally (without --grpc-url), whose configs name the model "
+        "and its inputs (default: %(default)s)",
     )
     parser.add_argument("--grpc-url", help="host:port of a remote Triton (one pod)")
     parser.add_argument("--metrics-url", help="its metrics URL, scraped by a local Prometheus")

@@ -37,9 +37,9 @@ def summary(result: LoopResult) -> dict[str, float | int | None]:
 
 def run(args: argparse.Namespace) -> int:
     from inference_tools.autoscaling.plots import plot_loop
-    from inference_tools.model_artifacts import build_model_artifacts
+    from inference_tools.repository_builds import build_repository_models
 
-    build_model_artifacts(MODEL_REPOSITORY)
+    build_repository_models(MODEL_REPOSITORY)
     settings = LoopSettings(
         hpa_kustomization=args.hpa_kustomization,
         keda_kustomization=None if args.no_keda else args.keda_kustomization,

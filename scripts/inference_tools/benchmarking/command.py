@@ -146,11 +146,9 @@ def _prepare_local_servers(model_repository: Path) -> None:
     """Build the project's model artefacts if they are what will be served, and make SIGTERM
     unwind (SystemExit) so that a stopped run still stops the servers it started."""
     if model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.digits_classifier import build_digits_classifier
-        from inference_tools.model_artifacts import build_model_artifacts
+        from inference_tools.repository_builds import build_repository_models
 
-        build_model_artifacts(model_repository)
-        build_digits_classifier(model_repository)
+        build_repository_models(model_repository)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
