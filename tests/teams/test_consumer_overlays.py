@@ -103,3 +103,14 @@ def test_consumer_overlays_validate_like_ours(releases: dict[str, Render], tmp_p
     assert manifests.validate_custom_in(renders) == []
     findings = manifests.run_checkov(renders, tmp_path)
     assert [f for f in findings if f.result == "failed"] == []
+
+
+def test_every_selector_of_every_render_names_the_release(tmp_path: Path) -> None:
+    for render in manifests.render_all(tmp_path):
+        pods = _pod_labels(render)
+        assert pods.get("app.kubernetes.io/instance") == "triton", render.name
+        for what, selector in _selectors(render):
+            assert selector.get("app.kubernetes.io/instance") == "triton", (render.name, what)
+        for monitor in render.of_kind("ServiceMonitor"):
+            labels = monitor["spec"]["selector"]["matchLabels"]
+            assert labels.get("app.kubernetes.io/instance") == "triton", render.name
