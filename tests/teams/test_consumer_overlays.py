@@ -114,3 +114,9 @@ def test_every_selector_of_every_render_names_the_release(tmp_path: Path) -> Non
         for monitor in render.of_kind("ServiceMonitor"):
             labels = monitor["spec"]["selector"]["matchLabels"]
             assert labels.get("app.kubernetes.io/instance") == "triton", render.name
+
+
+def test_the_namespace_kustomization_validates() -> None:
+    namespace = manifests.render(manifests.KUSTOMIZE_DIR / "namespace", "namespace")
+    assert [r["kind"] for r in namespace.resources] == ["Namespace"]
+    assert manifests.validate_core(namespace) == []
