@@ -88,7 +88,8 @@ def test_signals_follow_the_busiest_composing_model_under_any_name(tmp_path: Pat
     assert signal is not None and pending is not None, (signal, pending)
     # The pod reads the model that queues longest: upper, 6 clients behind a 30 ms step.
     assert per_model["upper"] is not None and per_model["upper"] > 5_000, per_model
-    assert signal == pytest.approx(per_model["upper"], rel=1e-6)
+    # The recorded value is from the last evaluation before `at` (1 s), the ratio from `at`.
+    assert signal == pytest.approx(per_model["upper"], rel=0.1)
     # Neither the ensembles' near-zero queue nor the cheap plain model's requests pull it down.
     assert per_model["shout_length"] < signal / 100 and per_model["doubler"] < signal
     assert pending >= 2
