@@ -1,12 +1,11 @@
 # The serving image: NVIDIA's Triton Inference Server 24.10 (server 2.51.0, the release the local
 # CPU server runs), plus what the Python-backend models import, the model repository and the
-# pod hooks (preStop drain, canary probe). Build from the repository root:
-# `docker build -t NAME:TAG .`
+# pod hooks. Build from the repository root: `make image` (or `docker build -t NAME:TAG .`).
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.10-py3
 
-# Stage 1: the model artefacts (ONNX encoder, tokenizer.json) built by the project's own tooling
-# (numpy + onnx from the published safetensors weights, no torch), so that the image builds from
-# a clean checkout exactly as `make setup` does locally.
+# Stage 1: the model artefacts (ONNX encoder, tokenizer.json, the digit classifier trained from
+# scikit-learn's bundled digits) built by the project's own tooling (numpy + onnx, no torch), so
+# that the image builds from a clean checkout exactly as `make setup` does locally.
 FROM python:3.11-slim-bookworm AS models
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
@@ -21,7 +20,7 @@ RUN pip install --no-cache-dir . \
 # Stage 2: the serving image.
 FROM ${TRITON_IMAGE}
 LABEL org.opencontainers.image.title="scalable-inference-server" \
-      org.opencontainers.image.description="Triton 2.51.0 serving text_embedding (all-MiniLM-L6-v2)" \
+      org.opencontainers.image.description="Triton 2.51.0 serving text_embedding (all-MiniLM-L6-v2) and digits" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # The image's python3 (3.10) runs the Python-backend stubs: give it what the models import, at

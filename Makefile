@@ -14,20 +14,29 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 LOG_VERBOSE ?= 0
 PYTEST_ARGS ?=
+# make image: the serving image's reference (push it yourself, then pin it by digest: docs/kubernetes.md).
+IMAGE_REF ?= scalable-inference-server:dev
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
+# A target's inputs are named for it (PUBLISH_NAME, PERF_MODEL) and may come from the
+# environment; the short names (NAME=, MODEL=, ...) count only when given on make's command
+# line. NAME is set in many shells and VERSION in many CI systems: from the environment they
+# must never change what is published.
+command_line = $(if $(filter command line,$(origin $(1))),$($(1)),$(2))
 # publish-model / rollback-model (docs/publishing.md); credentials never go here: the repository
 # API key comes from TRITON_ADMIN_KEY, S3 credentials from the standard AWS chain.
-MODEL ?=
-NAME ?=
-VERSION ?=
-STORE ?=
-TRITON_URL ?=
-KUBE_DEPLOYMENT ?=
-KUBE_NAMESPACE ?= inference
-# make perf (docs/benchmarks.md): PERF_URL empty starts a local server; PERF_DURATION_MS is the
+PUBLISH_MODEL ?= $(call command_line,MODEL)
+PUBLISH_NAME ?= $(call command_line,NAME)
+PUBLISH_VERSION ?= $(call command_line,VERSION)
+PUBLISH_STORE ?= $(call command_line,STORE)
+PUBLISH_TRITON_URL ?= $(call command_line,TRITON_URL)
+PUBLISH_KUBE_DEPLOYMENT ?= $(call command_line,KUBE_DEPLOYMENT)
+PUBLISH_KUBE_NAMESPACE ?= $(call command_line,KUBE_NAMESPACE,inference)
+# make perf (docs/benchmarks.md): PERF_URL empty starts a local server; PERF_MODEL (or MODEL= on
+# the command line) empty loads the repository's first ensemble; PERF_DURATION_MS is the
 # perf_analyzer measurement window per trial.
+PERF_MODEL ?= $(call command_line,MODEL)
 PERF_URL ?=
 PERF_PROTOCOL ?= http
 PERF_DURATION_MS ?= 4000
@@ -102,13 +111,20 @@ system-deps-where-possible:
 	elif sudo -n true 2>/dev/null; then sudo $(MAKE) --no-print-directory system-deps; \
 	else echo "note: Debian packages missing and no root: the tests that need them will skip; install them with \`sudo make system-deps\`" >&2; fi
 
+.PHONY: image
+image: ## Build the serving image (Dockerfile) with Docker as IMAGE_REF; says so where no Docker engine runs
+	@command -v docker >/dev/null || { echo "make image: no docker command on this machine. Build where Docker runs (CI pushes the image on tags: .github/workflows), or with any OCI builder: docker build -t IMAGE_REF ." >&2; exit 2; }
+	@timeout 20 docker info >/dev/null 2>&1 || { echo "make image: the docker client is here but no Docker engine answers ('docker info' failed). Start the engine or point DOCKER_HOST at one, or build in CI (.github/workflows)." >&2; exit 2; }
+	docker build -t $(IMAGE_REF) .
+	@echo "built $(IMAGE_REF); push it, then pin the pushed digest in your overlay (docs/kubernetes.md)"
+
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C
 	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
 
 .PHONY: perf
-perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
-	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL))
+perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (MODEL=, PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
+	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
 
 .PHONY: perf-tune
 perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads served side by side (PERF_VARIANTS=2x1,1x2); table in perf/results/tuning
@@ -126,17 +142,17 @@ calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KED
 simulate: setup ## Capacity SIMULATION: the autoscaling policies against an oracle on step/spike/diurnal traces; table and plots in perf/results/simulation
 	$(CLI) autoscaling simulate --objective-ms $(OBJECTIVE_MS)
 
-PUBLISH_SERVERS = $(foreach url,$(TRITON_URL),--triton-url $(url)) $(if $(KUBE_DEPLOYMENT),--kube-deployment $(KUBE_DEPLOYMENT) --kube-namespace $(KUBE_NAMESPACE))
+PUBLISH_SERVERS = $(foreach url,$(PUBLISH_TRITON_URL),--triton-url $(url)) $(if $(PUBLISH_KUBE_DEPLOYMENT),--kube-deployment $(PUBLISH_KUBE_DEPLOYMENT) --kube-namespace $(PUBLISH_KUBE_NAMESPACE))
 
 .PHONY: publish-model
-publish-model: $(SETUP_STAMP) ## Validate MODEL, publish it to STORE and switch TRITON_URL / KUBE_DEPLOYMENT to it (NAME=, VERSION= optional)
-	@test -n "$(MODEL)" -a -n "$(STORE)" || { echo "usage: make publish-model MODEL=<folder|file.onnx> STORE=<folder|s3://bucket/prefix> [NAME=...] [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton]" >&2; exit 2; }
-	$(CLI) publish $(MODEL) --store $(STORE) $(if $(NAME),--name $(NAME)) $(if $(VERSION),--version $(VERSION)) $(PUBLISH_SERVERS)
+publish-model: $(SETUP_STAMP) ## Validate MODEL, publish it to STORE and switch TRITON_URL / KUBE_DEPLOYMENT to it (NAME=, VERSION= optional; or PUBLISH_MODEL, PUBLISH_STORE, ...)
+	@test -n "$(PUBLISH_MODEL)" -a -n "$(PUBLISH_STORE)" || { echo "usage: make publish-model MODEL=<folder|file.onnx> STORE=<folder|s3://bucket/prefix> [NAME=...] [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton] [KUBE_NAMESPACE=inference]; from the environment only PUBLISH_MODEL, PUBLISH_STORE, PUBLISH_NAME, ... count" >&2; exit 2; }
+	$(CLI) publish $(PUBLISH_MODEL) --store $(PUBLISH_STORE) $(if $(PUBLISH_NAME),--name $(PUBLISH_NAME)) $(if $(PUBLISH_VERSION),--version $(PUBLISH_VERSION)) $(PUBLISH_SERVERS)
 
 .PHONY: rollback-model
 rollback-model: $(SETUP_STAMP) ## Serve the previous version (or VERSION=) of NAME from STORE again on TRITON_URL / KUBE_DEPLOYMENT
-	@test -n "$(NAME)" -a -n "$(STORE)" || { echo "usage: make rollback-model NAME=<model> STORE=<folder|s3://bucket/prefix> [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton]" >&2; exit 2; }
-	$(CLI) rollback $(NAME) --store $(STORE) $(if $(VERSION),--to-version $(VERSION)) $(PUBLISH_SERVERS)
+	@test -n "$(PUBLISH_NAME)" -a -n "$(PUBLISH_STORE)" || { echo "usage: make rollback-model NAME=<model> STORE=<folder|s3://bucket/prefix> [VERSION=...] [TRITON_URL=host:port] [KUBE_DEPLOYMENT=triton]; from the environment only PUBLISH_NAME, PUBLISH_STORE, ... count" >&2; exit 2; }
+	$(CLI) rollback $(PUBLISH_NAME) --store $(PUBLISH_STORE) $(if $(PUBLISH_VERSION),--to-version $(PUBLISH_VERSION)) $(PUBLISH_SERVERS)
 
 $(CHECKOV_STAMP):
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
@@ -177,4 +193,5 @@ lint: $(SETUP_STAMP) ## ruff on the whole tree
 
 .PHONY: clean
 clean: ## Remove generated artefacts and working folders (keeps the virtual environment)
-	rm -rf .work model_repository/minilm/1/model.onnx model_repository/tokenizer/1/tokenizer.json model_repository/.build-stamp.json
+	rm -rf .work model_repository/minilm/1/model.onnx model_repository/tokenizer/1/tokenizer.json model_repository/.build-stamp.json \
+		model_repository/digits/1/model.onnx model_repository/.build-stamp-digits.json

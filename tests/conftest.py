@@ -18,10 +18,10 @@ from tests.clients import client_for
 
 @pytest.fixture(scope="session")
 def model_repository() -> Path:
-    """model_repository/ with its generated artefacts (ONNX encoder, tokenizer.json) in place."""
-    from inference_tools.model_artifacts import build_model_artifacts
+    """model_repository/ with its generated artefacts (ONNX encoder, tokenizer.json, digits)."""
+    from inference_tools.repository_builds import build_repository_models
 
-    build_model_artifacts(MODEL_REPOSITORY)
+    build_repository_models(MODEL_REPOSITORY)
     return MODEL_REPOSITORY
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from inference_tools.commands import (
     autoscaling,
     build_models,
+    models,
     perf,
     pod_hooks,
     publish,
@@ -29,6 +30,7 @@ COMMAND_MODULES = [
     serve,
     build_models,
     validate_manifests,
+    models,
     publish,
     perf,
     autoscaling,

@@ -12,6 +12,12 @@ answer:
   must not be restarted or taken out of service for being overloaded, or overload cascades;
 - any other error, no answer in time, or no server: unhealthy.
 
+Which models get a canary, and what it holds, comes from the server itself (`model_roles`):
+every entry model (one that no ensemble calls) that is READY, with the smallest request its
+config allows. The repository index and config APIs are restricted in the Deployment, so the
+probe sends the admin header from the container's TRITON_ADMIN_KEY. `--model` (repeatable)
+names the models instead; their canaries then come from the unrestricted metadata API.
+
 With `--check-ready` it first asks `/v2/health/ready` too (models loaded, server not stopping).
 With `--shm-min-free-bytes` it also checks the free space of /dev/shm: the Python backend grows
 its shared-memory regions for large requests (refused ones included) and never shrinks them, so
@@ -19,7 +25,7 @@ a full /dev/shm fails every larger request with "Failed to increase the shared m
 size" while a one-text canary still passes. Only a restart gives that memory back.
 The container runs it as an exec probe (the image copies this unit, scripts/pod_hooks/, whole and
 links /opt/scalable-inference-server/bin/triton-probe to this file); the local fault scenarios run
-the same code. Standard library only, like triton-drain.
+the same code. Standard library only (with `model_roles` beside it), like triton-drain.
 """
 
 from __future__ import annotations
@@ -28,16 +34,27 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+
+# Run as a file (the image's triton-probe, or `python -I health_probe.py`), the unit's folder is
+# not importable as a package: put the folder that holds it first on sys.path.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pod_hooks.model_roles import (
+    ADMIN_KEY_ENV,
+    ModelRolesError,
+    canary_from_metadata,
+    roles_from_server,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-DEFAULT_MODEL = "text_embedding"
-# The ensemble's names (python_backend/contract.py; this unit imports nothing outside itself).
-CANARY_INPUT = "TEXT"
-CANARY_TEXT = "health check"
 BUSY_STATUS = 503  # Triton's HTTP status for UNAVAILABLE
 DEFAULT_SHM_PATH = "/dev/shm"
 MIB = 1024 * 1024
@@ -96,33 +113,32 @@ def check_shared_memory(path: str, min_free_bytes: int) -> ProbeResult:
     return ProbeResult(True, f"{path} has {free / MIB:.1f} MiB free")
 
 
-def canary(base_url: str, model: str, timeout_s: float) -> ProbeResult:
-    """One single-text inference request; see the module docstring for how answers count."""
-    body = {
-        "inputs": [
-            {"name": CANARY_INPUT, "shape": [1, 1], "datatype": "BYTES", "data": [CANARY_TEXT]}
-        ]
-    }
+def canary(base_url: str, model: str, body: dict, timeout_s: float) -> ProbeResult:
+    """One smallest inference request; see the module docstring for how answers count."""
     try:
         status, payload = _post_json(f"{base_url}/v2/models/{model}/infer", body, timeout_s)
     except OSError as error:  # refused, reset, or timed out
         return ProbeResult(False, f"inference request to {model} got no answer: {error}")
     text = payload.decode("utf-8", errors="replace")[:300]
     if status == 200:
-        return ProbeResult(True, "inference answered")
+        return ProbeResult(True, f"{model} answered")
     if status == BUSY_STATUS:
-        return ProbeResult(True, f"busy, not broken: {text}")
+        return ProbeResult(True, f"{model} busy, not broken: {text}")
     return ProbeResult(False, f"inference request to {model} failed with {status}: {text}")
 
 
 def probe(
     base_url: str = DEFAULT_URL,
-    model: str = DEFAULT_MODEL,
+    models: Sequence[str] = (),
     timeout_s: float = 3.0,
     ready_first: bool = False,
+    admin_key: str | None = None,
     shm_path: str = DEFAULT_SHM_PATH,
     shm_min_free_bytes: int = 0,
 ) -> ProbeResult:
+    """Canaries to `models`, or to every READY entry model the server reports; all must pass,
+    within `timeout_s` in all."""
+    deadline = time.monotonic() + timeout_s
     if ready_first:
         ready = check_ready(base_url, timeout_s)
         if not ready.healthy:
@@ -131,7 +147,27 @@ def probe(
         shared_memory = check_shared_memory(shm_path, shm_min_free_bytes)
         if not shared_memory.healthy:
             return shared_memory
-    return canary(base_url, model, timeout_s)
+    if admin_key is None:
+        admin_key = os.environ.get(ADMIN_KEY_ENV)
+    try:
+        if models:
+            bodies = {m: canary_from_metadata(base_url, m, timeout_s) for m in models}
+        else:
+            roles = roles_from_server(base_url, admin_key, timeout_s)
+            bodies = {m: roles.canary_request(m) for m in roles.select()}
+    except ModelRolesError as error:
+        return ProbeResult(False, f"cannot choose the canary models: {error}")
+    # Side by side, each with what is left of the budget: the kubelet's timeoutSeconds covers
+    # the whole probe, however many entry models there are.
+    remaining = max(0.1, deadline - time.monotonic())
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        results = list(
+            pool.map(lambda item: canary(base_url, item[0], item[1], remaining), bodies.items())
+        )
+    failed = [r for r in results if not r.healthy]
+    if failed:
+        return failed[0]
+    return ProbeResult(True, "; ".join(r.reason for r in results))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,14 +175,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--url", default=DEFAULT_URL, help="Triton's HTTP endpoint (default: %(default)s)"
     )
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help="model to send the canary to (default: %(default)s)"
+        "--model",
+        action="append",
+        default=[],
+        dest="models",
+        metavar="NAME",
+        help="send the canary to this model (repeatable; default: every READY entry model "
+        "the server reports, i.e. none that an ensemble calls)",
     )
     parser.add_argument(
         "--timeout-seconds",
         type=float,
         default=3.0,
-        help="longest wait for each answer; keep it under the probe's timeoutSeconds "
-        "(default: %(default)s)",
+        help="longest wait for the answers (the canaries go side by side); keep it under "
+        "the probe's timeoutSeconds (default: %(default)s)",
     )
     parser.add_argument(
         "--check-ready",
@@ -171,7 +213,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = probe(
         args.url.rstrip("/"),
-        args.model,
+        args.models,
         args.timeout_seconds,
         args.check_ready,
         shm_path=args.shm_path,

@@ -213,7 +213,9 @@ def test_simulated_windows_are_the_recording_rules_windows() -> None:
     )
 
     def window_s(series: str) -> float:
-        (window,) = set(re.findall(r"\[(\d+)s\]", recorded[series].replace("[1m]", "[60s]")))
+        (window,) = set(
+            re.findall(r"\[(\d+)s(?::\d+s)?\]", recorded[series].replace("[1m]", "[60s]"))
+        )
         return float(window)
 
     assert window_s("namespace_service_pod:triton_requests_per_second:rate45s") == (

@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 from inference_tools.exposure import ADMIN_API_CATEGORIES
+from inference_tools.manifests import render as rendering
 from inference_tools.manifests.render import Render
 from inference_tools.paths import work_dir
 from inference_tools.triton_runtime import prepare_runtime
 
-from tests.checkout import MODEL_REPOSITORY
+from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 from tests.kubernetes.pod import (
     UNRESOLVED,
     command_option,
@@ -65,10 +66,13 @@ def test_pods_meet_the_restricted_pod_security_standard(all_renders: list[Render
 
 
 def test_the_namespace_enforces_the_restricted_profile(all_renders: list[Render]) -> None:
-    for render in all_renders:
-        namespace = render.one("Namespace")
-        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-        assert deployment(render)["metadata"]["namespace"] == namespace["metadata"]["name"]
+    # The Namespace is its own kustomization: no release creates (or deletes) it.
+    for render_ in all_renders:
+        assert not render_.of_kind("Namespace"), render_.name
+        assert deployment(render_)["metadata"]["namespace"] == "inference", render_.name
+    namespace = rendering.render(KUSTOMIZE_DIR / "namespace").one("Namespace")
+    assert namespace["metadata"]["name"] == "inference"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_image_is_pinned(all_renders: list[Render]) -> None:
@@ -80,7 +84,7 @@ def test_image_is_pinned(all_renders: list[Render]) -> None:
 
 def test_triton_runs_with_its_security_guidance(all_renders: list[Render]) -> None:
     for render in all_renders:
-        explicit = render.name == "component:model-control-explicit"
+        explicit = render.name in ("component:model-control-explicit", "gpu-s3-publish")
         assert flag(render, "--model-control-mode") == ("explicit" if explicit else "none")
         assert flag(render, "--strict-readiness") == "true", render.name
         assert "--disable-auto-complete-config" in triton_args(render), render.name
@@ -120,7 +124,7 @@ def test_every_flag_is_one_tritonserver_2_51_knows(all_renders: list[Render]) ->
 def test_model_repository_comes_from_the_image_or_a_component(all_renders: list[Render]) -> None:
     for render in all_renders:
         repository = flag(render, "--model-repository")
-        if render.name in ("component:model-store-s3", "gpu-s3"):
+        if render.name in ("component:model-store-s3", "gpu-s3", "gpu-s3-publish"):
             assert repository.startswith("s3://"), render.name
         else:
             assert repository == "/models", render.name

@@ -76,3 +76,24 @@ def test_scratch_output_is_ignored_by_git() -> None:
     gitignore = (Path(__file__).parents[2] / ".gitignore").read_text().splitlines()
     assert "perf/results/" in gitignore
     assert DEFAULT_OUT.is_relative_to(Path("perf") / "results")  # from the checkout's root
+
+
+def test_another_model_is_measured_alone(triton_server, model_repository: Path, tmp_path: Path):
+    # `make perf PERF_MODEL=digits`: a plain model with numeric inputs, perf_analyzer's data.
+    options = smoke(
+        SuiteOptions(
+            out_dir=tmp_path,
+            model_repository=model_repository,
+            url=triton_server.http_url,
+            model="digits",
+            metrics_url=triton_server.metrics_url.removeprefix("http://"),
+        )
+    )
+    report = run_suite(options)
+    text = report.markdown.read_text()
+    assert text.startswith("# Benchmark: digits on Triton")
+    assert "digits: measured without the baselines" in text
+    with report.results_csv.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert {row["system"] for row in rows} == {"triton"}
+    assert all(float(row["throughput_per_s"]) > 0 for row in rows)

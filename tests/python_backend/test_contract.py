@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inference_tools.model_config import config_as_dict, read_model_config
-from pod_hooks import health_probe
+from inference_tools.model_config import config_as_dict, read_model_config, roles_from_folder
 
 from python_backend import contract
 from tests.checkout import MODEL_REPOSITORY
@@ -70,8 +69,9 @@ def test_each_composing_model_declares_the_contract_tensors() -> None:
     }
 
 
-def test_the_probe_calls_the_ensemble_by_its_contract_names() -> None:
-    # The pod hooks import nothing outside their own folder (the image runs them alone), so
-    # they repeat these two names; this holds them to the contract.
-    assert health_probe.DEFAULT_MODEL == contract.ENSEMBLE
-    assert health_probe.CANARY_INPUT == contract.TEXT
+def test_the_probe_canary_reaches_the_ensemble_by_its_contract_names() -> None:
+    # The probe names no model: it derives the entry models and their canaries from the configs.
+    roles = roles_from_folder(MODEL_REPOSITORY)
+    assert contract.ENSEMBLE in roles.select()
+    body = roles.canary_request(contract.ENSEMBLE)
+    assert [tensor["name"] for tensor in body["inputs"]] == [contract.TEXT]

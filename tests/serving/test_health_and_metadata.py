@@ -8,7 +8,7 @@ from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
 from tests.clients import PROTOCOLS
 
 pytestmark = pytest.mark.server
-MODELS = (ENSEMBLE, *COMPOSING_MODELS)
+MODELS = (ENSEMBLE, *COMPOSING_MODELS, "digits")
 
 
 @pytest.mark.parametrize("endpoint", ["/v2/health/live", "/v2/health/ready"])

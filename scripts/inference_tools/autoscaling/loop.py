@@ -32,14 +32,12 @@ from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.hpa import HorizontalPodAutoscaler, HPASpec, Observation, Pod
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
+from inference_tools.perf.targets import resolve_target
 from inference_tools.prometheus_runner import LocalPrometheus
 from inference_tools.triton_runtime import perf_analyzer_env
-from python_backend.contract import ENSEMBLE
 
 LOG = logging.getLogger(__name__)
-ENTRY_MODEL = ENSEMBLE
 
 
 @dataclass(frozen=True)
@@ -154,14 +152,13 @@ class LoadGenerator:
     def __init__(self, server: LocalTritonServer, work_dir: Path) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
-        self.input_data = write_json(
-            triton_input_data(generate_texts()), work_dir / "input-data.json"
-        )
+        # The repository's default target (model_roles), with its own inputs.
+        self.target = resolve_target(server.model_repository, None, work_dir / "input-data.json")
         self.settings = PerfAnalyzerSettings(
-            model=ENTRY_MODEL,
+            model=self.target.model,
             url=server.grpc_url,
             protocol="grpc",
-            input_data=self.input_data,
+            input_data=self.target.input_data,
             # One long window: the phase ends it, not perf_analyzer's stability search.
             measurement_interval_ms=3_600_000,
             max_trials=1,
@@ -306,7 +303,8 @@ def run_loop(
                         offered_concurrency=phase.concurrency,
                         throughput_per_s=_scalar(
                             prometheus,
-                            f'sum(rate(nv_inference_request_success{{model="{ENTRY_MODEL}"}}[5s]))',
+                            "sum(rate(nv_inference_request_success"
+                            f'{{model="{load.target.model}"}}[5s]))',
                         ),
                         queue_time_per_request_us=_first(pod_values.get(queue_metric)),
                         pending_requests=_first(pod_values.get(pending_metric)),

@@ -17,11 +17,10 @@ import numpy as np
 
 from inference_tools.autoscaling.simulator import ServiceTimes
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.model_config import roles_from_folder
 from inference_tools.perf.dataset import generate_texts
 from inference_tools.triton_metrics import scrape_per_model
-from python_backend.contract import ENSEMBLE, TEXT
 
-ENTRY_MODEL = ENSEMBLE
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
 
@@ -76,6 +75,7 @@ def measure_batches(
     """
     import tritonclient.http as http
 
+    model, text_input = _text_target(server)
     by_kind: dict[str, list[str]] = {}
     for text in generate_texts():
         by_kind.setdefault(text.kind, []).append(text.text)
@@ -85,14 +85,14 @@ def measure_batches(
     for size in batch_sizes:
         weighted = 0.0
         for texts in by_kind.values():
-            before = _server_totals(server)
+            before = _server_totals(server, model)
             for repeat in range(repeats):
                 batch = [texts[(repeat * size + i) % len(texts)] for i in range(size)]
                 data = np.array([[t.encode()] for t in batch], dtype=np.object_)
-                infer_input = http.InferInput(TEXT, list(data.shape), "BYTES")
+                infer_input = http.InferInput(text_input, list(data.shape), "BYTES")
                 infer_input.set_data_from_numpy(data)
-                client.infer(ENTRY_MODEL, [infer_input])
-            after = _server_totals(server)
+                client.infer(model, [infer_input])
+            after = _server_totals(server, model)
             per_batch = (after[0] - before[0]) / (after[1] - before[1]) / 1e6
             weighted += per_batch * len(texts) / total
         seconds.append(weighted)
@@ -100,10 +100,20 @@ def measure_batches(
     return seconds
 
 
-def _server_totals(server: LocalTritonServer) -> tuple[float, float]:
+def _text_target(server: LocalTritonServer) -> tuple[str, str]:
+    """The repository's default target (model_roles) and its text input."""
+    roles = roles_from_folder(server.model_repository)
+    model = roles.default_target()
+    text_input = roles.text_input(model)
+    if text_input is None:
+        raise ValueError(f"{model} takes no single text input: the simulation measures texts")
+    return model, text_input
+
+
+def _server_totals(server: LocalTritonServer, model: str) -> tuple[float, float]:
     duration = scrape_per_model(server.metrics_url, "nv_inference_request_duration_us")
     success = scrape_per_model(server.metrics_url, "nv_inference_request_success")
-    return duration.get(ENTRY_MODEL, 0.0), success.get(ENTRY_MODEL, 0.0)
+    return duration.get(model, 0.0), success.get(model, 0.0)
 
 
 def measure(

@@ -10,7 +10,7 @@ ServiceMonitor, Service and Deployment, so the local series look like the cluste
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +36,28 @@ def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def _operator_relabelings(endpoint_port: str, job_label: str | None) -> list[dict[str, Any]]:
+def _sanitized(label: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", label)
+
+
+def _operator_relabelings(
+    endpoint_port: str, job_label: str | None, target_labels: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     job_source = (
-        f"__meta_kubernetes_service_label_{re.sub(r'[^a-zA-Z0-9_]', '_', job_label)}"
+        f"__meta_kubernetes_service_label_{_sanitized(job_label)}"
         if job_label
         else "__meta_kubernetes_service_name"
     )
+    # spec.targetLabels: the Service's labels copied onto every series, under sanitized names.
+    copied = [
+        {
+            "source_labels": [f"__meta_kubernetes_service_label_{_sanitized(label)}"],
+            "target_label": _sanitized(label),
+            "regex": "(.+)",
+            "replacement": "${1}",
+        }
+        for label in target_labels
+    ]
     return [
         {
             "action": "keep",
@@ -67,6 +83,7 @@ def _operator_relabelings(endpoint_port: str, job_label: str | None) -> list[dic
             "source_labels": ["__meta_kubernetes_pod_phase"],
             "regex": "(Failed|Succeeded)",
         },
+        *copied,
         {"source_labels": [job_source], "target_label": "job", "replacement": "${1}"},
         {"target_label": "endpoint", "replacement": endpoint_port},
     ]
@@ -115,7 +132,7 @@ def scrape_configs(
             "__meta_kubernetes_pod_phase": "Running",
         }
         for key, value in service["metadata"].get("labels", {}).items():
-            meta[f"__meta_kubernetes_service_label_{re.sub(r'[^a-zA-Z0-9_]', '_', key)}"] = value
+            meta[f"__meta_kubernetes_service_label_{_sanitized(key)}"] = value
         jobs.append(
             {
                 "job_name": f"serviceMonitor/{namespace}/{monitor['metadata']['name']}/{index}",
@@ -135,7 +152,11 @@ def scrape_configs(
                     }
                     for target in targets
                 ],
-                "relabel_configs": _operator_relabelings(port_name, monitor["spec"].get("jobLabel"))
+                "relabel_configs": _operator_relabelings(
+                    port_name,
+                    monitor["spec"].get("jobLabel"),
+                    monitor["spec"].get("targetLabels", []),
+                )
                 + [_relabel_config(r) for r in endpoint.get("relabelings", [])],
                 "metric_relabel_configs": [
                     _relabel_config(r) for r in endpoint.get("metricRelabelings", [])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from inference_tools import digits_classifier
 from inference_tools.model_artifacts import (
     ENCODER_FILE,
     MODEL_REQUIREMENT,
     TOKENIZER_FILE,
-    build_model_artifacts,
 )
 from inference_tools.paths import MODEL_REPOSITORY
+from inference_tools.repository_builds import build_repository_models
 
 DESCRIPTION = f"""\
 Build the model files that the Triton model repository does not keep in git, from the
@@ -20,13 +21,17 @@ all-MiniLM-L6-v2 weights of the installed package {MODEL_REQUIREMENT}:
   {ENCODER_FILE}         the BERT encoder as an ONNX graph (opset 17, FP32)
   {TOKENIZER_FILE}  the WordPiece tokenizer, truncating at 256 tokens
 
-The weights' sha256 is checked first. A stamp file (.build-stamp.json) records what the files
+and the second model, a digit classifier trained from the digits scikit-learn ships:
+
+  {digits_classifier.MODEL_FILE}         a small perceptron as an ONNX graph (fixed seed)
+
+The weights' sha256 is checked first. Stamp files (.build-stamp*.json) record what the files
 were built from; when nothing changed the command returns at once without writing.
 """
 
 
 def run(args: argparse.Namespace) -> int:
-    build_model_artifacts(args.model_repository, force=args.force)
+    build_repository_models(args.model_repository, force=args.force)
     return 0
 
 

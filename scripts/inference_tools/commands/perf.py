@@ -17,14 +17,16 @@ DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
 PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
 HELP = """\
-Measure text_embedding with perf_analyzer (concurrency sweep, constant and Poisson request
-rates, server-side queue and compute per composing model) and, on the same machine in the same
-run, the in-process pipeline and a FastAPI microservice around it. Writes results.csv,
+Measure a model with perf_analyzer (concurrency sweep, constant and Poisson request rates,
+server-side queue and compute per composing model): --model, else the repository's first
+ensemble (text_embedding here). For the embedding ensemble, the same run measures on the same
+machine the in-process pipeline and a FastAPI microservice around it. Writes results.csv,
 breakdown.csv, report.md and two PNG plots into --out.
 
 Examples:
   inference-tools perf run                              # starts a local server on free ports
   inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
+  inference-tools perf run --model digits                 # another model, Triton alone
   inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
   inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
   inference-tools perf tune --variants 2x1,1x2,2x2      # encoder instances x threads
@@ -67,6 +69,11 @@ def register(subparsers: Any) -> None:
         help="Triton to measure (host:port of HTTP or gRPC); default: start a local server",
     )
     run.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    run.add_argument(
+        "--model",
+        help="model to load (default: the repository's first ensemble clients call, else its "
+        "first model); texts for a one-text input, perf_analyzer's generated data otherwise",
+    )
     run.add_argument(
         "--metrics-url",
         help="Triton's metrics endpoint for --collect-metrics (host:port/metrics)",
@@ -139,9 +146,9 @@ def _prepare_local_servers(model_repository: Path) -> None:
     """Build the project's model artefacts if they are what will be served, and make SIGTERM
     unwind (SystemExit) so that a stopped run still stops the servers it started."""
     if model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.model_artifacts import build_model_artifacts
+        from inference_tools.repository_builds import build_repository_models
 
-        build_model_artifacts(model_repository)
+        build_repository_models(model_repository)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
@@ -152,6 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
         out_dir=args.out.resolve(),
         model_repository=args.model_repository.resolve(),
         url=args.url,
+        model=args.model,
         protocol=args.protocol,
         metrics_url=args.metrics_url,
         concurrency=args.concurrency,

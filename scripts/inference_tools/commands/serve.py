@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     if not args.no_build and args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.model_artifacts import build_model_artifacts
+        from inference_tools.repository_builds import build_repository_models
 
-        build_model_artifacts(args.model_repository)
+        build_repository_models(args.model_repository)
     server = LocalTritonServer(
         args.model_repository.resolve(),
         http_port=args.http_port,

@@ -317,7 +317,7 @@ def render_markdown(
     inprocess: Sequence[InProcessRow],
     ratios: Sequence[Ratio],
 ) -> str:
-    parts = ["# Benchmark: text_embedding on Triton", ""]
+    parts = [f"# Benchmark: {info.get('model', 'text_embedding')} on Triton", ""]
     parts += _run_info_lines(info)
     parts += [
         "",
@@ -419,7 +419,8 @@ def render_markdown(
     batches = info.get("server_batch_sizes")
     if batches:
         parts += [
-            "## Batches the server formed (minilm executions by batch size)",
+            f"## Batches the server formed ({info.get('server_batch_sizes_model', 'minilm')} "
+            "executions by batch size)",
             "",
             _table(
                 ["batch size", "executions"],

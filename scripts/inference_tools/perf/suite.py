@@ -43,11 +43,9 @@ from inference_tools.perf.results import (
     write_inprocess,
     write_run_info,
 )
-from python_backend.contract import ENCODER, ENSEMBLE
+from inference_tools.perf.targets import Target, resolve_target
 
 LOG = logging.getLogger(__name__)
-MODEL = ENSEMBLE
-ENCODER_MODEL = ENCODER
 # The floor is the better of ONNX Runtime's default (a pool of one thread per core, which spins
 # between operators) and one thread per call, measured each time: on a busy machine the spinning
 # pool can lose to a single thread, and a floor that loses to a setting a user could pick is no
@@ -60,6 +58,7 @@ class SuiteOptions:
     out_dir: Path
     model_repository: Path
     url: str | None = None  # None: start a local server on free ports
+    model: str | None = None  # None: the repository's default target (model_roles)
     protocol: str = "http"
     metrics_url: str | None = None
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -97,25 +96,47 @@ class Progress:
         self.bar.close()
 
 
-def _server_batch_counts(url: str, protocol: str) -> dict[int, int]:
-    """minilm's executions per batch size so far, from Triton's statistics extension."""
+def _statistics(url: str, protocol: str) -> dict[str, Any]:
+    """Every model's statistics so far, from Triton's statistics extension."""
     if protocol == "grpc":
         import tritonclient.grpc as client_module
 
         client = client_module.InferenceServerClient(url)
-        stats = client.get_inference_statistics(ENCODER_MODEL, as_json=True)
+        stats = client.get_inference_statistics(as_json=True)
     else:
         import tritonclient.http as client_module
 
         client = client_module.InferenceServerClient(url)
-        stats = client.get_inference_statistics(ENCODER_MODEL)
+        stats = client.get_inference_statistics()
     client.close()
+    return {str(m["name"]): m for m in stats.get("model_stats", [])}
+
+
+def _batch_counts(stats: dict[str, Any], model: str) -> dict[int, int]:
     counts: dict[int, int] = {}
-    for model in stats.get("model_stats", []):
-        for entry in model.get("batch_stats", []):
-            size = int(entry["batch_size"])
-            counts[size] = counts.get(size, 0) + int(entry["compute_infer"]["count"])
+    for entry in stats.get(model, {}).get("batch_stats", []):
+        size = int(entry["batch_size"])
+        counts[size] = counts.get(size, 0) + int(entry["compute_infer"]["count"])
     return counts
+
+
+def _busiest_step(before: dict[str, Any], after: dict[str, Any], target: Target) -> str:
+    """The model whose batches the report lists: for an ensemble, the step that computed
+    longest during the run (where batching pays); for a plain model, itself."""
+    steps = [
+        str(step["model_name"])
+        for step in target.roles.configs[target.model]
+        .get("ensemble_scheduling", {})
+        .get("step", [])
+    ]
+
+    def compute_ns(stats: dict[str, Any], model: str) -> int:
+        infer = stats.get(model, {}).get("inference_stats", {}).get("compute_infer", {})
+        return int(infer.get("ns", 0))
+
+    if not steps:
+        return target.model
+    return max(steps, key=lambda m: compute_ns(after, m) - compute_ns(before, m))
 
 
 class Suite:
@@ -130,16 +151,23 @@ class Suite:
         self.pipelines: dict[int, EmbeddingPipeline] = {}
         self.floor_threads = FLOOR_THREADS[0]
         self.progress: Progress | None = None
+        self.target = resolve_target(
+            options.model_repository, options.model, self.raw / "input_data.json", self.texts
+        )
+        if options.baselines and not self.target.is_default:
+            # The in-process pipeline and the microservice reproduce the default target only.
+            self.options = replace(options, baselines=False)
+            self.errors.append(f"{self.target.model}: measured without the baselines")
 
     # -- the pieces -----------------------------------------------------------------------
 
     def _settings(self, url: str, **changes: Any) -> PerfAnalyzerSettings:
         o = self.options
         base = PerfAnalyzerSettings(
-            model=MODEL,
+            model=self.target.model,
             url=url,
             protocol=o.protocol,
-            input_data=self.raw / "input_data.json",
+            input_data=self.target.input_data,
             measurement_interval_ms=o.measurement_interval_ms,
             measurement_request_count=o.measurement_request_count,
             stability_percentage=o.stability_percentage,
@@ -231,7 +259,9 @@ class Suite:
         # A report is built from every file in raw/: files of an earlier run must not join in.
         shutil.rmtree(self.raw, ignore_errors=True)
         o.out_dir.mkdir(parents=True, exist_ok=True)
-        dataset.write_json(dataset.triton_input_data(self.texts), self.raw / "input_data.json")
+        self.target = resolve_target(
+            o.model_repository, self.target.model, self.raw / "input_data.json", self.texts
+        )
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
         )
@@ -246,9 +276,13 @@ class Suite:
                 }
             self.progress = Progress(self.total_steps())
             try:
-                before = _server_batch_counts(url, o.protocol)
+                before = _statistics(url, o.protocol)
                 self._closed_loops(url, ms_settings)
-                after = _server_batch_counts(url, o.protocol)
+                stats = _statistics(url, o.protocol)
+                batched = _busiest_step(before, stats, self.target)
+                after = _batch_counts(stats, batched)
+                before = _batch_counts(before, batched)
+                info["server_batch_sizes_model"] = batched
                 info["server_batch_sizes"] = {
                     str(size): count - before.get(size, 0)
                     for size, count in sorted(after.items())
@@ -345,13 +379,18 @@ class Suite:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}",
             "triton_url": url if o.url else f"{url} (local server started by this run)",
+            "model": self.target.model,
             "protocol": o.protocol,
             "perf_analyzer": (
                 f"measurement window {o.measurement_interval_ms} ms, stability "
                 f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level"
             ),
-            "dataset": f"{len(self.texts)} texts, "
-            + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
+            "dataset": (
+                f"{len(self.texts)} texts, "
+                + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+                if self.target.input_data is not None
+                else "perf_analyzer's generated inputs, shaped as the model's config says"
+            ),
             "command": o.command or shlex.join(sys.argv),
         }
 

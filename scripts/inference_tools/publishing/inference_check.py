@@ -3,49 +3,25 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-from tritonclient.grpc import model_config_pb2
+from pod_hooks.model_roles import ModelRoles
 
+from inference_tools.model_config import config_as_dict
 from inference_tools.publishing.endpoints import TritonEndpoint
-
-SMOKE_TEXT = "inference-tools publish smoke test"
 
 
 class InferenceCheckError(RuntimeError):
     pass
 
 
-def _datatype(data_type: int) -> str:
-    """Config enum (TYPE_FP32) to the inference protocol's name (FP32; BYTES for strings)."""
-    name = model_config_pb2.DataType.Name(data_type).removeprefix("TYPE_")
-    return "BYTES" if name == "STRING" else name
-
-
 def sample_request(config: Any) -> dict[str, Any]:
-    """A KServe v2 JSON request that every input of `config` accepts.
-
-    Batching models get a batch of one; dynamic dimensions get size 1. Strings get a short
-    sentence, numbers get zeros (valid token ids, valid masks, valid features).
-    """
-    inputs = []
-    for entry in config.input:
-        if entry.optional:
-            continue
-        dims = [1 if d < 0 else int(d) for d in entry.dims]
-        shape = ([1] if config.max_batch_size > 0 else []) + dims
-        count = math.prod(shape)
-        datatype = _datatype(entry.data_type)
-        if datatype == "BYTES":
-            data: list[Any] = [SMOKE_TEXT] * count
-        elif datatype == "BOOL":
-            data = [False] * count
-        else:
-            data = [0] * count
-        inputs.append({"name": entry.name, "shape": shape, "datatype": datatype, "data": data})
-    return {"inputs": inputs, "outputs": [{"name": o.name} for o in config.output]}
+    """A KServe v2 JSON request that every input of `config` accepts: the canary the probes
+    send (model_roles), batch one, dynamic dimensions 1, zeros or a short text."""
+    name = config.name or "model"
+    request = ModelRoles({name: config_as_dict(config)}).canary_request(name)
+    return {**request, "outputs": [{"name": o.name} for o in config.output]}
 
 
 def read_sample_request(path: Path, config: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pod_hooks.health_probe import ProbeResult, check_ready, probe
+from pod_hooks.health_probe import ProbeResult, check_ready
 
 from inference_tools.reliability.cluster import (
     Endpoints,
@@ -105,7 +105,7 @@ def run(
                 next_ready += readiness.period_s
                 triton_ready_codes.append(check_ready(victim.base_url, readiness.timeout_s).reason)
                 result = (
-                    probe(victim.base_url, timeout_s=readiness.timeout_s, ready_first=True)
+                    victim.probe(readiness.timeout_s, ready_first=True)
                     if canary
                     else check_ready(victim.base_url, readiness.timeout_s)
                 )
@@ -117,7 +117,7 @@ def run(
             if now >= next_live:
                 next_live += liveness.period_s
                 result = (
-                    probe(victim.base_url, timeout_s=liveness.timeout_s)
+                    victim.probe(liveness.timeout_s, ready_first=False)
                     if canary
                     else _triton_live(victim, liveness.timeout_s)
                 )

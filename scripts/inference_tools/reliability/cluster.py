@@ -61,7 +61,12 @@ class Replica:
         return f"http://{self.server.http_url}"
 
     def probe(self, lifecycle_probe_timeout_s: float, ready_first: bool) -> ProbeResult:
-        return probe(self.base_url, timeout_s=lifecycle_probe_timeout_s, ready_first=ready_first)
+        return probe(
+            self.base_url,
+            timeout_s=lifecycle_probe_timeout_s,
+            ready_first=ready_first,
+            admin_key=TEST_ADMIN_KEY,
+        )
 
 
 def start_replica(

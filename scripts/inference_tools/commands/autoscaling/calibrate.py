@@ -16,10 +16,9 @@ from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_confi
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests.render import Render
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
-from inference_tools.perf.dataset import generate_texts, triton_input_data, write_json
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
+from inference_tools.perf.targets import resolve_target
 from inference_tools.prometheus_runner import LocalPrometheus
-from python_backend.contract import ENSEMBLE
 
 DEFAULT_COMPONENT = KUSTOMIZE_DIR / "components" / "autoscaling-calibrated"
 DEFAULT_OUT_DIR = RESULTS_DIR / "calibration"
@@ -34,14 +33,16 @@ def target_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
             raise SystemExit("--grpc-url needs --metrics-url (or --prometheus-url and --pod)")
         yield args.grpc_url, args.metrics_url or "", f"server at {args.grpc_url}"
         return
-    from inference_tools.model_artifacts import build_model_artifacts
+    repository = args.model_repository.resolve()
+    if repository == MODEL_REPOSITORY.resolve():
+        from inference_tools.repository_builds import build_repository_models
 
-    build_model_artifacts(MODEL_REPOSITORY)
-    with LocalTritonServer(MODEL_REPOSITORY) as server:
+        build_repository_models(MODEL_REPOSITORY)
+    with LocalTritonServer(repository) as server:
         # Other work on the machine shifts every number: say how busy it was.
         load = os.getloadavg()[0]
         description = (
-            f"the local CPU Triton 2.51, model_repository/ ({os.cpu_count()} cores, "
+            f"the local CPU Triton 2.51, {repository.name}/ ({os.cpu_count()} cores, "
             f"load average {load:.1f} at the start)"
         )
         yield server.grpc_url, server.metrics_url, description
@@ -74,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    input_data = write_json(triton_input_data(generate_texts()), out_dir / "input-data.json")
+    target = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
     with target_server(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
-            model=ENSEMBLE,
+            model=target.model,
             url=grpc_url,
             protocol="grpc",
-            input_data=input_data,
+            input_data=target.input_data,
             measurement_interval_ms=args.measurement_interval_ms,
             stability_percentage=args.stability_percentage,
         )
@@ -139,6 +140,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa",
         help="overlay whose recording rules and ServiceMonitor to use",
+    )
+    parser.add_argument(
+        "--model",
+        help="model to load (default: the repository's first ensemble clients call, else its "
+        "first model; see --model-repository)",
+    )
+    parser.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="the repository served locally (without --grpc-url), whose configs name the model "
+        "and its inputs (default: %(default)s)",
     )
     parser.add_argument("--grpc-url", help="host:port of a remote Triton (one pod)")
     parser.add_argument("--metrics-url", help="its metrics URL, scraped by a local Prometheus")

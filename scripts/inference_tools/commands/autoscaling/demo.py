@@ -38,11 +38,11 @@ def summary(result: LoopResult) -> dict[str, float | int | None]:
 
 def run(args: argparse.Namespace) -> int:
     from inference_tools.autoscaling.plots import plot_loop
-    from inference_tools.model_artifacts import build_model_artifacts
+    from inference_tools.repository_builds import build_repository_models
 
     out_dir: Path = args.out_dir
     if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        build_model_artifacts(args.model_repository)
+        build_repository_models(args.model_repository)
     kustomizations = loop_kustomizations(args.kustomize_dir, out_dir / "kustomize")
     settings = LoopSettings(
         hpa_kustomization=args.hpa_kustomization or kustomizations["hpa"],

@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.service_times and args.service_times.is_file():
         measured = Measurements.load(args.service_times)
     else:
-        from inference_tools.model_artifacts import build_model_artifacts
+        from inference_tools.repository_builds import build_repository_models
 
-        build_model_artifacts(MODEL_REPOSITORY)
+        build_repository_models(MODEL_REPOSITORY)
         measured = measure(MODEL_REPOSITORY, machine=f"{os.cpu_count()} CPU cores")
         measured.save(out_dir / "service-times.json")
     rendered = rendered_settings.render(args.kustomization)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from inference_tools.onnx_model import MAX_SEQUENCE_LENGTH_KEY, OnnxModel
 from onnx import TensorProto, helper
 
 from python_backend.errors import InvalidInputError
-from python_backend.onnx_model import MAX_SEQUENCE_LENGTH_KEY, OnnxModel
 from python_backend.pooler_model import PoolerModel
 
 
