@@ -25,7 +25,7 @@ def test_metrics_endpoint_exposes_per_model_counters(triton_server, connect):
         "nv_inference_pending_request_count",
     ):
         models = per_model(text, metric)
-        assert {"text_embedding", "tokenizer", "minilm", "pooler"} <= set(models), metric
+        assert {"text_embedding", "tokenizer", "minilm"} <= set(models), metric
     assert per_model(text, "nv_inference_request_success")["text_embedding"] >= 1
 
 

@@ -7,7 +7,7 @@ import pytest
 from tests.server.helpers import PROTOCOLS
 
 pytestmark = pytest.mark.server
-MODELS = ("text_embedding", "tokenizer", "minilm", "pooler")
+MODELS = ("text_embedding", "tokenizer", "minilm")
 
 
 @pytest.mark.parametrize("endpoint", ["/v2/health/live", "/v2/health/ready"])

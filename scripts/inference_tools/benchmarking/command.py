@@ -167,8 +167,7 @@ def run_command(args: argparse.Namespace) -> int:
     report = run_suite(options)
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
-        value = "not measured" if ratio.value is None else f"{ratio.value:.2f}x"
-        print(f"  {ratio.title}: {value} (target {ratio.target_text})")
+        print(f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text})")
     return 0
 
 

@@ -217,9 +217,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
     rows = []
     for r in ratios:
-        value = "not measured" if r.value is None else f"{r.value:.2f}x"
         met = {True: "yes", False: "**no**", None: "-"}[r.met]
-        rows.append([r.title, value, r.target_text, met])
+        rows.append([r.title, r.value_text, r.target_text, met])
     return rows
 
 

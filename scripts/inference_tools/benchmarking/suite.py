@@ -32,7 +32,7 @@ from inference_tools.benchmarking.perf_analyzer import (
     run_level,
 )
 from inference_tools.benchmarking.pipeline import EmbeddingPipeline
-from inference_tools.benchmarking.ratios import saturation
+from inference_tools.benchmarking.ratios import SERVED_THREADS_ROLE_PREFIX, saturation
 from inference_tools.benchmarking.report import Report, write_report
 from inference_tools.benchmarking.results import (
     MICROSERVICE,
@@ -43,6 +43,7 @@ from inference_tools.benchmarking.results import (
     write_run_info,
 )
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.model_config import config_as_dict, read_model_config
 
 LOG = logging.getLogger(__name__)
 MODEL = "text_embedding"
@@ -128,6 +129,7 @@ class Suite:
         self.plain_texts = [t.text for t in self.texts]
         self.pipelines: dict[int, EmbeddingPipeline] = {}
         self.floor_threads = FLOOR_THREADS[0]
+        self.served_threads = served_intra_op_threads(options.model_repository)
         self.progress: Progress | None = None
 
     # -- the pieces -----------------------------------------------------------------------
@@ -184,19 +186,26 @@ class Suite:
         with self.progress.step(f"in-process {role}"):
             self.inprocess_rows.append(InProcessRow(role, run()))
 
-    def _closed(self, batch_size: int) -> Callable[[], inprocess.InProcessResult]:
-        """The better of the floor's thread settings at this batch size (see FLOOR_THREADS)."""
+    def _closed(
+        self, batch_size: int, served_role: str | None = None
+    ) -> Callable[[], inprocess.InProcessResult]:
+        """The better of the floor's thread settings at this batch size (see FLOOR_THREADS).
+        With `served_role`, the run at the encoder's served thread setting is also kept, as a
+        row of that role: the floor the served latency is held against."""
         texts, seconds = self.plain_texts, self.options.inprocess_seconds
 
         def run() -> inprocess.InProcessResult:
             results = []
             for threads, pipeline in self.pipelines.items():
                 result = inprocess.closed_loop(pipeline, texts, batch_size, seconds)
+                result = replace(result, label=f"{result.label}, {_threads_text(threads)}")
                 results.append((result, threads))
+                if served_role is not None and threads == self.served_threads:
+                    self.inprocess_rows.append(InProcessRow(served_role, result))
             best, threads = max(results, key=lambda pair: pair[0].throughput_per_s)
             if batch_size == 1:
                 self.floor_threads = threads
-            return replace(best, label=f"{best.label}, {_threads_text(threads)}")
+            return best
 
         return run
 
@@ -241,7 +250,7 @@ class Suite:
             if o.baselines:
                 self.pipelines = {
                     threads: EmbeddingPipeline(o.model_repository, intra_op_threads=threads)
-                    for threads in FLOOR_THREADS
+                    for threads in dict.fromkeys((*FLOOR_THREADS, self.served_threads))
                 }
             self.progress = Progress(self.total_steps())
             try:
@@ -274,10 +283,14 @@ class Suite:
         for index, concurrency in enumerate(o.concurrency):
             level = LoadLevel("concurrency", concurrency)
             if concurrency == 1 and o.baselines:
-                self._inprocess("batch1-before", self._closed(1))
+                self._inprocess(
+                    "batch1-before", self._closed(1, f"{SERVED_THREADS_ROLE_PREFIX}-before")
+                )
             self._measure(settings, TRITON, level)
             if concurrency == 1 and o.baselines:
-                self._inprocess("batch1-after", self._closed(1))
+                self._inprocess(
+                    "batch1-after", self._closed(1, f"{SERVED_THREADS_ROLE_PREFIX}-after")
+                )
             if ms_settings is not None and concurrency in o.microservice_concurrency:
                 self._measure(ms_settings, MICROSERVICE, level)
             if index < len(sizes) and sizes[index] > 1:
@@ -353,6 +366,13 @@ class Suite:
             + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())),
             "command": o.command or shlex.join(sys.argv),
         }
+
+
+def served_intra_op_threads(model_repository: Path) -> int:
+    """The ONNX Runtime intra-op threads `minilm` is served with (0: ONNX Runtime's default)."""
+    config = config_as_dict(read_model_config(model_repository / ENCODER_MODEL / "config.pbtxt"))
+    value = config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value")
+    return int(value) if value else 0
 
 
 def inprocess_batch_sizes(levels: int, cap: int = 64) -> list[int]:

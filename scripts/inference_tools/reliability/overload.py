@@ -26,7 +26,7 @@ from inference_tools.reliability.load import (
 )
 from inference_tools.reliability.report import ScenarioResult
 
-COMPOSING_MODELS = ("tokenizer", "minilm", "pooler")
+COMPOSING_MODELS = ("tokenizer", "minilm")
 REFUSED_STATUSES = ("UNAVAILABLE", "503")
 CAPACITY_PROBE_S = 4.0
 # A refusal for a full queue is a lookup and an error message; 100 ms leaves room for a busy
