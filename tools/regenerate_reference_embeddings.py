@@ -1,10 +1,11 @@
 """Regenerate tests/fixtures/reference_embeddings.json with PyTorch and transformers.
 
-The served pipeline (tokenizer -> ONNX encoder with mean pooling in the graph) is tested against embeddings that
-an independent implementation computed: transformers' BertModel, loaded offline from the same
-weights, with the attention-masked mean pooling and L2 normalisation that sentence-transformers
-applies for all-MiniLM-L6-v2. The texts are chosen for the ways tokenization can go wrong (empty
-text, accents, CJK, emoji, control whitespace, a text far over the 256-token limit).
+The served pipeline (tokenizer -> ONNX encoder, mean pooling and normalisation in its graph) is
+tested against embeddings that an independent implementation computed: transformers' BertModel,
+loaded offline from the same weights, with the attention-masked mean pooling and L2
+normalisation that sentence-transformers applies for all-MiniLM-L6-v2. The texts are chosen for
+the ways tokenization can go wrong (empty text, accents, CJK, emoji, control whitespace, a text
+far over the 256-token limit).
 
 PyTorch is used here and nowhere else in the project. Run it through `make reference-fixture`,
 which keeps torch and transformers in their own virtual environment (.tools/reference).

@@ -102,8 +102,9 @@ LOOKUP_VOCAB = 64
 # The pooling head on a lookup table: token states are rows of the table, so any ids and masks
 # exercise it. Built once; hypothesis calls the test many times.
 LOOKUP = ort.InferenceSession(
-    bert_onnx.build_lookup_encoder_model(hidden_size=16, vocab_size=LOOKUP_VOCAB)
-    .SerializeToString(),
+    bert_onnx.build_lookup_encoder_model(
+        hidden_size=16, vocab_size=LOOKUP_VOCAB
+    ).SerializeToString(),
     providers=["CPUExecutionProvider"],
 )
 

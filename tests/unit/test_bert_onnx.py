@@ -197,9 +197,8 @@ def test_lookup_encoder_has_the_encoder_interface(encoder_path: Path):
     lookup = bert_onnx.build_lookup_encoder_model()
 
     def interface(model):
-        return [
-            (value.name, value.type.tensor_type) for value in [*model.graph.input, *model.graph.output]
-        ]
+        values = [*model.graph.input, *model.graph.output]
+        return [(value.name, value.type.tensor_type) for value in values]
 
     assert interface(lookup) == interface(real)
 

@@ -13,7 +13,9 @@ HIDDEN, VOCAB = 8, 50
 @pytest.fixture(scope="module")
 def lookup() -> tuple[ort.InferenceSession, np.ndarray]:
     model = bert_onnx.build_lookup_encoder_model(hidden_size=HIDDEN, vocab_size=VOCAB)
-    (table,) = (numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "lookup.table")
+    (table,) = (
+        numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "lookup.table"
+    )
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session, table
 

@@ -25,6 +25,7 @@ breakdown.csv, report.md and two PNG plots into --out.
 Examples:
   inference-tools perf run                              # starts a local server on free ports
   inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
+  inference-tools perf run --serving-path only          # the serving path alone (lookup encoder)
   inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
   inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
   inference-tools perf tune --variants 2x1,1x2,2x2      # encoder instances x threads
@@ -93,6 +94,15 @@ def register(subparsers: Any) -> None:
         help="measure Triton only (the default when --url is not on this machine)",
     )
     run.add_argument(
+        "--serving-path",
+        choices=("include", "only", "skip"),
+        default="include",
+        help="the serving path alone, with the encoder swapped for a near-zero-cost lookup "
+        "graph: texts/s per CPU core for 1- and 64-text requests over HTTP and gRPC. "
+        "'include' (default) runs it after the rest where the run starts the local server, "
+        "'only' runs nothing else",
+    )
+    run.add_argument(
         "--smoke",
         action="store_true",
         help="a short run (about a minute) that exercises every part; its numbers mean little",
@@ -159,6 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
         offered_fractions=args.offered_fractions,
         measurement_interval_ms=args.duration_ms,
         baselines=not args.no_baselines and _is_local(args.url),
+        serving_path=args.serving_path,
         command=shlex.join(["inference-tools", *sys.argv[1:]]),
     )
     if args.smoke:

@@ -43,7 +43,10 @@ class Ratio:
 
     @property
     def value_text(self) -> str:
-        return "not measured" if self.value is None else f"{self.value:.2f}{self._unit_suffix}"
+        if self.value is None:
+            return "not measured"
+        digits = 2 if self.unit in ("x", "ms") else 0
+        return f"{self.value:.{digits}f}{self._unit_suffix}"
 
     @property
     def _unit_suffix(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from inference_tools.benchmarking import dataset, inprocess
+from inference_tools.benchmarking import dataset, inprocess, serving_path
 from inference_tools.benchmarking.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
 from inference_tools.benchmarking.perf_analyzer import (
     LoadLevel,
@@ -74,7 +74,11 @@ class SuiteOptions:
     max_trials: int = 6
     inprocess_seconds: float = 6.0
     baselines: bool = True
+    # The serving path alone (encoder swapped for a lookup graph, see serving_path): needs the
+    # local server, so it runs only where the run starts one. "only" skips everything else.
+    serving_path: str = "include"  # "include", "only" or "skip"
     dataset_size: int = dataset.DEFAULT_SIZE
+    serving_path_concurrency: dict[int, tuple[int, ...]] | None = None  # None: the defaults
     command: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -224,9 +228,30 @@ class Suite:
 
     # -- the run --------------------------------------------------------------------------
 
+    def serving_path_options(self) -> serving_path.ServingPathOptions:
+        o = self.options
+        return serving_path.ServingPathOptions(
+            out_dir=o.out_dir,
+            model_repository=o.model_repository,
+            concurrency=o.serving_path_concurrency,
+            measurement_interval_ms=o.measurement_interval_ms,
+            measurement_request_count=o.measurement_request_count,
+            stability_percentage=o.stability_percentage,
+            max_trials=o.max_trials,
+        )
+
+    def runs_serving_path(self) -> bool:
+        return self.options.url is None and self.options.serving_path != "skip"
+
     def total_steps(self) -> int:
         o = self.options
-        steps = len(o.concurrency)
+        serving = 0
+        if self.runs_serving_path():
+            sp = self.serving_path_options()
+            serving = sum(len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request)
+        if o.serving_path == "only":
+            return serving
+        steps = serving + len(o.concurrency)
         if o.baselines:
             offered = len(o.offered_fractions) * len(o.distributions)
             ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
@@ -243,6 +268,8 @@ class Suite:
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
         )
+        if o.serving_path == "only":
+            return self._serving_path_only()
         with self._triton() as (url, metrics_url), self._microservice() as ms_settings:
             info = self._run_info(url)
             if metrics_url and not o.metrics_url:
@@ -264,10 +291,32 @@ class Suite:
                 }
                 if ms_settings is not None:
                     self._offered_loads(url, ms_settings)
-            finally:
+            except BaseException:
                 self.progress.close()
+                raise
+        # After the full server has stopped: the serving path gets the machine to itself.
+        try:
+            if self.runs_serving_path():
+                serving_path.run(self.serving_path_options(), self.progress.step, self.errors)
+        finally:
+            self.progress.close()
         if self.inprocess_rows:
             write_inprocess(o.out_dir, self.inprocess_rows)
+        info["notes"] = [*o.notes, *self.errors]
+        info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        write_run_info(o.out_dir, info)
+        return write_report(o.out_dir)
+
+    def _serving_path_only(self) -> Report:
+        o = self.options
+        if o.url is not None:
+            raise ValueError("the serving-path mode serves its own repository: leave out --url")
+        self.progress = Progress(self.total_steps())
+        try:
+            serving_path.run(self.serving_path_options(), self.progress.step, self.errors)
+        finally:
+            self.progress.close()
+        info = self._run_info("local server with the lookup encoder")
         info["notes"] = [*o.notes, *self.errors]
         info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         write_run_info(o.out_dir, info)
@@ -407,6 +456,7 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
         max_trials=3,
         inprocess_seconds=1.0,
         dataset_size=64,
+        serving_path_concurrency={1: (2,), 64: (1,)},
     )
 
 
