@@ -34,6 +34,7 @@ ENV PYTHONPATH=/opt/scalable-inference-server/python \
 COPY python_backend/ /opt/scalable-inference-server/python/python_backend/
 COPY --chmod=0755 scripts/inference_tools/drain.py /opt/scalable-inference-server/bin/triton-drain
 COPY --chmod=0755 scripts/inference_tools/health_probe.py /opt/scalable-inference-server/bin/triton-probe
+COPY --chmod=0755 scripts/inference_tools/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and

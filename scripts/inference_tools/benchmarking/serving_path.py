@@ -33,9 +33,9 @@ from inference_tools.benchmarking.perf_analyzer import (
     parse_report,
     run_level,
 )
+from inference_tools.fit_instances import available_cpus
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import read_model_config
-from inference_tools.pod_cpus import available_cpus
 
 FOLDER = "serving-path"
 RUN_JSON = "run.json"
