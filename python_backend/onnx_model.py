@@ -131,7 +131,7 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
     if _parameter(config, "execution_mode") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Every instance is its own stub process sharing the cores with the tokenizer and pooler
+    # Every instance is its own stub process sharing the cores with the tokenizer
     # stubs and the server. An intra-op pool that spins between operators holds a core they
     # need: one instance with two threads on two cores showed p99 stalls of about 450 ms at
     # concurrency 1 with spinning and 21 ms without (docs/benchmarks.md, tuning).

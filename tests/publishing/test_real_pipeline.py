@@ -18,7 +18,7 @@ from inference_tools.publishing.stores import LocalFolderStore
 from tests.publishing.conftest import explicit_mode_args
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
-PIPELINE = ("text_embedding", "tokenizer", "minilm", "pooler")
+PIPELINE = ("text_embedding", "tokenizer", "minilm")
 
 
 def embed(client) -> tuple[np.ndarray, str]:
@@ -46,7 +46,6 @@ def test_the_embedding_pipeline_publishes_and_minilm_switches_under_load(
         assert first.published == [
             ("tokenizer", 1),
             ("minilm", 1),
-            ("pooler", 1),
             ("text_embedding", 1),
         ]
         client = httpclient.InferenceServerClient(server.http_url, network_timeout=120.0)

@@ -6,6 +6,7 @@ ratios of measurements taken back to back move much less, so the targets are sta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,8 @@ class Ratio:
     def value_text(self) -> str:
         if self.value is None:
             return "not measured"
+        if math.isinf(self.value):
+            return "∞ (the other side met it nowhere)"
         digits = 2 if self.unit in ("x", "ms") else 0
         return f"{self.value:.{digits}f}{self._unit_suffix}"
 
@@ -152,9 +155,11 @@ def best_within_p99(
 
 def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Measurement]) -> Ratio:
     ours, theirs = best_within_p99(triton), best_within_p99(microservice)
-    value = None  # the microservice met the objective nowhere: nothing to compare with
+    value = None  # neither system met the objective at any level
     if theirs is not None and theirs.throughput_per_s > 0:
         value = 0.0 if ours is None else ours.throughput_per_s / theirs.throughput_per_s
+    elif ours is not None:
+        value = math.inf  # only Triton met it: any multiple of nothing
     return Ratio(
         key="microservice",
         title=(
