@@ -172,6 +172,13 @@ def run_command(args: argparse.Namespace) -> int:
         serving_path=args.serving_path,
         command=shlex.join(["inference-tools", *sys.argv[1:]]),
     )
+    if args.serving_path == "only" and args.url:
+        print(
+            "error: --serving-path only serves its own copy of the repository with a lookup "
+            "encoder; leave out --url",
+            file=sys.stderr,
+        )
+        return 2
     if args.smoke:
         options = smoke(options)
     _prepare_local_servers(args.model_repository)
