@@ -36,7 +36,8 @@ COPY python_backend/ /opt/scalable-inference-server/python/python_backend/
 COPY --chmod=0755 scripts/pod_hooks/ /opt/scalable-inference-server/pod_hooks/
 RUN mkdir -p /opt/scalable-inference-server/bin \
     && ln -s ../pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain \
-    && ln -s ../pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe
+    && ln -s ../pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe \
+    && ln -s ../pod_hooks/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and

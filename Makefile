@@ -41,6 +41,8 @@ PERF_URL ?=
 PERF_PROTOCOL ?= http
 PERF_DURATION_MS ?= 4000
 PERF_OUT ?= perf/results/latest
+# PERF_SERVING_PATH: include (default; the serving path alone after the rest), only, or skip.
+PERF_SERVING_PATH ?= include
 # make perf-tune: encoder variants as INSTANCESxTHREADS; empty picks them from the CPU count.
 PERF_VARIANTS ?=
 # make calibrate (docs/autoscaling.md): the p95 latency objective; CALIBRATE_ARGS for remote
@@ -123,8 +125,8 @@ serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000
 	$(CLI) serve --http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) --log-verbose $(LOG_VERBOSE)
 
 .PHONY: perf
-perf: setup ## Benchmark Triton against the in-process and FastAPI baselines (MODEL=, PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=); report in PERF_OUT
-	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
+perf: setup ## Benchmark Triton against the in-process and FastAPI baselines, and the serving path alone (PERF_MODEL=, PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=, PERF_SERVING_PATH=only|skip); report in PERF_OUT
+	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) --serving-path $(PERF_SERVING_PATH) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
 
 .PHONY: perf-tune
 perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads served side by side (PERF_VARIANTS=2x1,1x2); table in perf/results/tuning

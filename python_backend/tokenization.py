@@ -8,6 +8,7 @@ both costs small: under load, requests fall into a handful of shapes that batch 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,22 @@ from python_backend.contract import ATTENTION_MASK, INPUT_IDS
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2, special tokens included.
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256)
+# Threads of one tokenizer instance's `encode_batch` (the `tokenizers` library's Rayon pool).
+DEFAULT_THREADS = 1
+
+
+def configure_threads(threads: int) -> None:
+    """Size the Rust tokenizer's thread pool; call before the first `encode_batch`.
+
+    `tokenizers` runs `encode_batch` on Rayon's global pool, which is created once per process
+    with RAYON_NUM_THREADS threads (every CPU of the machine when unset, not the pod's limit).
+    One thread turns parallelism off (TOKENIZERS_PARALLELISM=false): no pool, no hand-off
+    between threads, and no threads competing with the encoder for the pod's cores.
+    """
+    if threads < 1:
+        raise ValueError(f"tokenizer threads must be at least 1, got {threads}")
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
 
 
 def bucket_length(length: int, buckets: Sequence[int]) -> int:
@@ -75,14 +92,15 @@ class TextTokenizer:
 
     def pad(self, token_ids: Sequence[Sequence[int]]) -> EncodedBatch:
         """Pad one request's token lists to the bucket of its longest text."""
-        longest = max(len(ids) for ids in token_ids)
-        width = bucket_length(longest, self.buckets)
+        lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
+        width = bucket_length(int(lengths.max()), self.buckets)
+        real = np.arange(width) < lengths[:, None]
         input_ids = np.full((len(token_ids), width), self.pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(token_ids), width), dtype=np.int64)
-        for row, ids in enumerate(token_ids):
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
-        return EncodedBatch(input_ids, attention_mask)
+        # Boolean assignment fills row by row, in the order of the flattened token lists.
+        input_ids[real] = np.fromiter(
+            (token for ids in token_ids for token in ids), dtype=np.int64, count=int(lengths.sum())
+        )
+        return EncodedBatch(input_ids, real.astype(np.int64))
 
     def encode_requests(self, texts_per_request: Sequence[Sequence[str]]) -> list[EncodedBatch]:
         """Tokenize the texts of many requests in one call, then pad each request on its own."""

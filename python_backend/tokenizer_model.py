@@ -13,7 +13,9 @@ from python_backend.texts import DEFAULT_MAX_TEXT_BYTES, decode_texts
 from python_backend.tokenization import (
     DEFAULT_BUCKETS,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_THREADS,
     TextTokenizer,
+    configure_threads,
     parse_buckets,
 )
 
@@ -39,7 +41,9 @@ class TokenizerModel:
         output_dtypes: Mapping[str, np.dtype],
         parameters: Mapping[str, str],
     ) -> TokenizerModel:
-        """Build from the config's `parameters` (max_tokens, sequence_buckets, max_text_bytes)."""
+        """Build from the config's `parameters` (max_tokens, sequence_buckets, max_text_bytes,
+        tokenizer_threads)."""
+        configure_threads(int(parameters.get("tokenizer_threads") or DEFAULT_THREADS))
         max_tokens = int(parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
         default_buckets = ",".join(str(b) for b in DEFAULT_BUCKETS)
         buckets = parse_buckets(parameters.get("sequence_buckets") or default_buckets, max_tokens)

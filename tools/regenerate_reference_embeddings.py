@@ -1,10 +1,11 @@
 """Regenerate tests/fixtures/reference_embeddings.json with PyTorch and transformers.
 
-The served pipeline (tokenizer -> ONNX encoder -> mean pooling) is tested against embeddings that
-an independent implementation computed: transformers' BertModel, loaded offline from the same
-weights, with the attention-masked mean pooling and L2 normalisation that sentence-transformers
-applies for all-MiniLM-L6-v2. The texts are chosen for the ways tokenization can go wrong (empty
-text, accents, CJK, emoji, control whitespace, a text far over the 256-token limit).
+The served pipeline (tokenizer -> ONNX encoder, mean pooling and normalisation in its graph) is
+tested against embeddings that an independent implementation computed: transformers' BertModel,
+loaded offline from the same weights, with the attention-masked mean pooling and L2
+normalisation that sentence-transformers applies for all-MiniLM-L6-v2. The texts are chosen for
+the ways tokenization can go wrong (empty text, accents, CJK, emoji, control whitespace, a text
+far over the 256-token limit).
 
 PyTorch is used here and nowhere else in the project. Run it through `make reference-fixture`,
 which keeps torch and transformers in their own virtual environment (.tools/reference).
@@ -110,7 +111,7 @@ def torch_embeddings(unpacked: Path, token_ids: list[list[int]]) -> np.ndarray:
 
 
 def onnx_embeddings(model_zip: Path, work_dir: Path, token_ids: list[list[int]]) -> np.ndarray:
-    """The project's encoder on the same tokens, batched with padding as the server does."""
+    """The project's encoder (pooling in its graph) on the same tokens, padded as served."""
     source = model_artifacts.read_model_source(model_zip)
     encoder_path = work_dir / "model.onnx"
     bert_onnx.build_bert_encoder(source.weights(), source.bert_config, encoder_path)
@@ -121,8 +122,9 @@ def onnx_embeddings(model_zip: Path, work_dir: Path, token_ids: list[list[int]])
     for row, ids in enumerate(token_ids):
         input_ids[row, : len(ids)] = ids
         mask[row, : len(ids)] = 1
-    (hidden,) = session.run(["last_hidden_state"], {"input_ids": input_ids, "attention_mask": mask})
-    return mean_pool_normalize(hidden, mask)
+    feeds = {"input_ids": input_ids, "attention_mask": mask}
+    (embeddings,) = session.run([bert_onnx.SENTENCE_EMBEDDING], feeds)
+    return embeddings
 
 
 def write_fixture(path: Path, header: dict, cases: list[dict]) -> None:

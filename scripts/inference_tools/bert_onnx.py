@@ -1,7 +1,11 @@
 """Build a BERT encoder as an ONNX graph from its weights, with `onnx` and `numpy` only.
 
 The graph takes `input_ids` and `attention_mask` (INT64 [batch, sequence]) and returns
-`last_hidden_state` (FP32 [batch, sequence, hidden]); pooling happens in a later model.
+`sentence_embedding` (FP32 [batch, hidden]): the encoder's last hidden states, mean-pooled over
+the real tokens and L2-normalised, as sentence-transformers' Pooling(mean) + Normalize compute
+them. Pooling inside the graph keeps the per-token states (sequence x hidden floats per text) in
+the encoder's memory, on the GPU where there is one: only the 384 floats of each embedding leave
+the model, and the serving path needs no pooling step of its own.
 
 There is no `token_type_ids` input. A sentence embedding encodes one segment, whose token type
 is always 0, so the type-0 row of the token-type table is added once into the position table
@@ -33,7 +37,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from inference_tools.atomic_files import atomic_output_path
-from python_backend.contract import ATTENTION_MASK, INPUT_IDS, LAST_HIDDEN_STATE
+from python_backend.contract import ATTENTION_MASK, INPUT_IDS, SENTENCE_EMBEDDING
 
 # LayerNormalization is a standard operator from opset 17; keep the floor so that older ONNX
 # Runtime builds (the one inside the Triton container) load the file too.
@@ -42,13 +46,18 @@ OPSET = 17
 # the ONNX Runtime releases that Triton containers ship.
 IR_VERSION = 8
 # Bump when the graph changes for the same weights, so that stamped builds are redone.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
+# Internal now: the pooling head reads the last layer's token states.
+LAST_HIDDEN_STATE = "last_hidden_state"
 BATCH_AXIS = "batch"
 SEQUENCE_AXIS = "sequence"
 # Added to the attention scores of padding tokens: exp() of it underflows to exactly 0 in FP32,
 # so padding gets no weight (the value of the original BERT code).
 MASKED_SCORE = -10000.0
+# sentence-transformers' clamps: a row with no real token pools to zeros instead of NaN.
+MIN_TOKEN_COUNT = 1e-9
+MIN_NORM = 1e-12
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,57 @@ def _feed_forward(
     )
 
 
+def _mean_pool_normalize(graph: _GraphBuilder, token_states: str) -> str:
+    """[batch, sequence, hidden] states -> [batch, hidden] unit vectors, padding left out.
+
+    The masked sum is one batched MatMul of the [batch, 1, sequence] mask with the states, so
+    no masked copy of the states is made.
+    """
+    mask = graph.node("Cast", [ATTENTION_MASK], "pooling/Mask/Cast", to=TensorProto.FLOAT)
+    mask_row = graph.node(
+        "Unsqueeze", [mask, graph.constant([1], np.int64)], "pooling/Mask/Unsqueeze"
+    )
+    summed = graph.node("MatMul", [mask_row, token_states], "pooling/Sum")
+    summed = graph.node("Squeeze", [summed, graph.constant([1], np.int64)], "pooling/Sum/Squeeze")
+    counts = graph.node(
+        "ReduceSum", [mask, graph.constant([1], np.int64)], "pooling/Count", keepdims=1
+    )
+    counts = graph.node("Max", [counts, graph.constant(MIN_TOKEN_COUNT)], "pooling/Count/Clamp")
+    mean = graph.node("Div", [summed, counts], "pooling/Mean")
+    # Opset 17's ReduceL2 takes its axes as an attribute (an input from opset 18).
+    norms = graph.node("ReduceL2", [mean], "normalize/Norm", axes=[1], keepdims=1)
+    norms = graph.node("Max", [norms, graph.constant(MIN_NORM)], "normalize/Norm/Clamp")
+    return graph.node("Div", [mean, norms], "normalize/Div", output=SENTENCE_EMBEDDING)
+
+
+def _encoder_model(graph: _GraphBuilder, hidden_size: int, doc: str) -> onnx.ModelProto:
+    """Wrap the collected nodes with the encoder's interface (see the module docstring)."""
+
+    def token_input(name: str) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.INT64, [BATCH_AXIS, SEQUENCE_AXIS])
+
+    output = helper.make_tensor_value_info(
+        SENTENCE_EMBEDDING, TensorProto.FLOAT, [BATCH_AXIS, hidden_size]
+    )
+    onnx_graph = helper.make_graph(
+        graph.nodes,
+        "bert_encoder",
+        [token_input(INPUT_IDS), token_input(ATTENTION_MASK)],
+        [output],
+        initializer=graph.initializers,
+    )
+    model = helper.make_model(
+        onnx_graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="inference-tools bert_onnx",
+        producer_version=BUILDER_VERSION,
+        doc_string=doc,
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
 def build_bert_encoder_model(
     weights: Mapping[str, np.ndarray], bert_config: Mapping
 ) -> onnx.ModelProto:
@@ -279,30 +339,32 @@ def build_bert_encoder_model(
         hidden = _feed_forward(
             graph, attended, weights, prefix, config, LAST_HIDDEN_STATE if is_last else None
         )
+    _mean_pool_normalize(graph, hidden)
+    return _encoder_model(
+        graph,
+        config.hidden_size,
+        f"BERT encoder ({config.num_hidden_layers} layers, hidden {config.hidden_size}), "
+        "mean pooling, L2 normalisation",
+    )
 
-    def token_input(name: str) -> onnx.ValueInfoProto:
-        return helper.make_tensor_value_info(name, TensorProto.INT64, [BATCH_AXIS, SEQUENCE_AXIS])
 
-    output = helper.make_tensor_value_info(
-        LAST_HIDDEN_STATE, TensorProto.FLOAT, [BATCH_AXIS, SEQUENCE_AXIS, config.hidden_size]
+def build_lookup_encoder_model(
+    hidden_size: int = 384, vocab_size: int = 30522, seed: int = 0
+) -> onnx.ModelProto:
+    """A near-zero-cost stand-in with the encoder's interface, for measuring the serving path.
+
+    A random embedding table looked up by `input_ids`, then the same pooling head: the same
+    inputs, outputs and shapes as the real encoder, with almost none of its arithmetic, so
+    what a served request costs beyond the model shows on its own. Its embeddings mean nothing.
+    """
+    graph = _GraphBuilder()
+    table = np.random.default_rng(seed).standard_normal((vocab_size, hidden_size))
+    table_name = graph.initializer("lookup.table", table.astype(np.float32))
+    states = graph.node("Gather", [table_name, INPUT_IDS], "lookup/Gather", axis=0)
+    _mean_pool_normalize(graph, states)
+    return _encoder_model(
+        graph, hidden_size, f"embedding lookup (hidden {hidden_size}) for serving benchmarks"
     )
-    onnx_graph = helper.make_graph(
-        graph.nodes,
-        "bert_encoder",
-        [token_input(INPUT_IDS), token_input(ATTENTION_MASK)],
-        [output],
-        initializer=graph.initializers,
-    )
-    model = helper.make_model(
-        onnx_graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="inference-tools bert_onnx",
-        producer_version=BUILDER_VERSION,
-        doc_string=f"BERT encoder ({config.num_hidden_layers} layers, hidden {config.hidden_size})",
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def save_model_atomically(model: onnx.ModelProto, output_path: Path) -> None:

@@ -9,7 +9,7 @@ Why each limit exists (docs/security.md has the threats and the tests that prove
 - Triton 2.51 reads every HTTP body whole before any check, and a body of about 4 MB or more
   sent as `application/x-www-form-urlencoded` (curl's default) crashes it with SIGSEGV on any
   path. So bodies are capped, and content types other than JSON or binary tensors are refused.
-- Composing models (the tokenizer, the encoder, the pooler) take tensors no client should send;
+- Composing models (the tokenizer, the encoder) take tensors no client should send;
   only the entry models' inference, metadata and readiness are routed.
 - Administrative APIs (repository, config, statistics, trace, logging, shared memory) are not
   routed at all, even though Triton also locks them behind the admin header.

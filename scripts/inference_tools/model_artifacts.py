@@ -142,7 +142,8 @@ def read_model_source(
         pooling_config=json.loads(members[POOLING_CONFIG_MEMBER]),
         tokenizer_json=members[TOKENIZER_MEMBER],
     )
-    # The pooler model computes a masked mean; any other pooling would serve wrong embeddings.
+    # The encoder graph's pooling head computes a masked mean; any other pooling would serve
+    # wrong embeddings.
     if not source.pooling_config.get("pooling_mode_mean_tokens"):
         raise ModelArtifactError(
             f"{POOLING_CONFIG_MEMBER} does not ask for mean pooling: {source.pooling_config}"

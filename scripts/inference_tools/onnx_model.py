@@ -140,7 +140,7 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
     if _parameter(config, "execution_mode") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Every instance is its own stub process sharing the cores with the tokenizer and pooler
+    # Every instance is its own stub process sharing the cores with the tokenizer
     # stubs and the server. An intra-op pool that spins between operators holds a core they
     # need: one instance with two threads on two cores showed p99 stalls of about 450 ms at
     # concurrency 1 with spinning and 21 ms without (docs/benchmarks.md, tuning).
@@ -148,8 +148,34 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
     return options
 
 
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def execution_providers(instance_kind: str, device_id: int = 0) -> list[Any]:
+    """ONNX Runtime providers for a Triton instance of `instance_kind` ("CPU", "GPU", ...).
+
+    A GPU instance runs on its own device through the CUDA provider (the `onnxruntime-gpu`
+    build); without that build it fails to load rather than run on the CPU unnoticed.
+    """
+    if instance_kind.upper() != "GPU":
+        return [CPU_PROVIDER]
+    if CUDA_PROVIDER not in ort.get_available_providers():
+        raise ModelConfigError(
+            f"a KIND_GPU instance needs ONNX Runtime's {CUDA_PROVIDER}, which this onnxruntime "
+            f"build lacks (it has {ort.get_available_providers()}): install onnxruntime-gpu, "
+            "or serve the CPU config"
+        )
+    return [(CUDA_PROVIDER, {"device_id": device_id}), CPU_PROVIDER]
+
+
 class OnnxModel:
-    def __init__(self, config: Mapping[str, Any], model_file: Path) -> None:
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        model_file: Path,
+        providers: Sequence[Any] = (CPU_PROVIDER,),
+    ) -> None:
         self.name = str(config.get("name", model_file.parent.parent.name))
         self.max_batch_size = int(config.get("max_batch_size", 0))
         self.inputs = _specs(config, "input")
@@ -162,7 +188,7 @@ class OnnxModel:
             self.session = ort.InferenceSession(
                 str(model_file),
                 sess_options=session_options(config),
-                providers=["CPUExecutionProvider"],
+                providers=list(providers),
             )
         except Exception as error:  # ORT raises its own exception types for unreadable graphs
             raise ModelConfigError(
@@ -172,10 +198,16 @@ class OnnxModel:
 
     @classmethod
     def from_triton_args(
-        cls, config: Mapping[str, Any], model_dir: Path, version: str
+        cls,
+        config: Mapping[str, Any],
+        model_dir: Path,
+        version: str,
+        instance_kind: str = "CPU",
+        device_id: int = 0,
     ) -> OnnxModel:
         filename = config.get("default_model_filename") or DEFAULT_MODEL_FILENAME
-        return cls(config, model_dir / version / filename)
+        providers = execution_providers(instance_kind, device_id)
+        return cls(config, model_dir / version / filename, providers)
 
     def _validate(self) -> None:
         batching = self.max_batch_size > 0

@@ -130,23 +130,38 @@ def test_model_repository_comes_from_the_image_or_a_component(all_renders: list[
             assert repository == "/models", render.name
 
 
-def _python_backend_instances() -> int:
-    """Python-backend model instances the repository asks for (count 1 where unspecified)."""
-    from inference_tools.model_config import read_model_config
+def _cpu_limit(render: Render) -> float:
+    quantity = str(container(render)["resources"]["limits"]["cpu"])
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
+
+def _python_backend_instances(render: Render) -> int:
+    """Python-backend model instances of the pod: counts as triton-fit-instances fits them to
+    the pod's CPU limit, the config's count (1 where unspecified) for models it leaves alone."""
+    from inference_tools.model_config import read_model_config
+    from pod_hooks.fit_instances import plan, whole_cpus
+
+    fits = plan(
+        whole_cpus(_cpu_limit(render)),
+        encoder_on_gpu="gpu" in flag_values(render, "--model-config-name"),
+    )
     total = 0
     for config_path in sorted(MODEL_REPOSITORY.glob("*/config.pbtxt")):
         config = read_model_config(config_path)
-        if config.backend == "python":
-            groups = list(config.instance_group) or [None]
-            total += sum((g.count if g is not None and g.count else 1) for g in groups)
+        if config.backend != "python":
+            continue
+        if config.name in fits:
+            total += fits[config.name].count
+            continue
+        groups = list(config.instance_group) or [None]
+        total += sum((g.count if g is not None and g.count else 1) for g in groups)
     return total
 
 
 def test_shared_memory_volume_holds_the_python_backend_regions(all_renders: list[Render]) -> None:
-    instances = _python_backend_instances()
-    assert instances >= 2  # tokenizer and pooler
     for render in all_renders:
+        instances = _python_backend_instances(render)
+        assert instances >= 1, render.name  # the tokenizer
         spec = pod_spec(render)
         volumes = {v["name"]: v for v in spec["volumes"]}
         mounts = {m["mountPath"]: m["name"] for m in container(render)["volumeMounts"]}

@@ -135,3 +135,21 @@ def test_session_options_follow_the_config_and_never_spin():
     options = session_options({"parameters": {"intra_op_thread_count": {"string_value": "2"}}})
     assert options.intra_op_num_threads == 2
     assert options.get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
+
+
+def test_gpu_instances_ask_for_the_cuda_provider_or_refuse_to_load(monkeypatch):
+    from inference_tools import onnx_model
+
+    assert onnx_model.execution_providers("CPU") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnx_model.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ModelConfigError, match="install onnxruntime-gpu"):
+        onnx_model.execution_providers("GPU", 1)
+    monkeypatch.setattr(
+        onnx_model.ort,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert onnx_model.execution_providers("GPU", 1) == [
+        ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]

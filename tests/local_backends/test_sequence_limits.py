@@ -1,4 +1,4 @@
-"""The encoder's and the pooler's sequence limits, without a server."""
+"""The encoder's sequence limits, without a server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from inference_tools.onnx_model import MAX_SEQUENCE_LENGTH_KEY, OnnxModel
 from onnx import TensorProto, helper
 
 from python_backend.errors import InvalidInputError
-from python_backend.pooler_model import PoolerModel
 
 
 def write_masked_sum_graph(path: Path) -> Path:
@@ -61,17 +60,3 @@ def test_the_limit_is_accepted_one_more_is_refused_alone(model: OnnxModel):
     assert "has 5 in dimension 1 of shape [2, 5]; the limit is 4" in str(refused)
     assert isinstance(mismatched, InvalidInputError)
     assert "dimension 'sequence' is 3 in input 'ids' but 4 in input 'mask'" in str(mismatched)
-
-
-def test_pooler_refuses_longer_token_states_before_pooling():
-    pooler = PoolerModel.from_parameters(
-        {"EMBEDDING": np.dtype(np.float32)}, {"max_sequence_length": "4"}
-    )
-    ok, refused = pooler.run(
-        [
-            (np.ones((1, 4, 3), np.float32), np.ones((1, 4), np.int64)),
-            (np.ones((1, 5, 3), np.float32), np.ones((1, 5), np.int64)),
-        ]
-    )
-    assert ok["EMBEDDING"].shape == (1, 3)
-    assert isinstance(refused, InvalidInputError) and "the limit is 4" in str(refused)

@@ -72,7 +72,7 @@ def padded(rows: list[list[int]], width: int | None = None) -> tuple[np.ndarray,
 
 def run_encoder(encoder: ort.InferenceSession, input_ids, attention_mask) -> np.ndarray:
     feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-    return encoder.run(["last_hidden_state"], feeds)[0]
+    return encoder.run(["sentence_embedding"], feeds)[0]
 
 
 # An independent BERT forward pass in float64, written from the BERT paper's equations and the
@@ -127,6 +127,13 @@ def numpy_bert(weights: Mapping[str, np.ndarray], config: Mapping, input_ids, at
     return hidden
 
 
+def numpy_mean_pool_normalize(hidden, attention_mask):
+    """sentence-transformers' Pooling(mean) + Normalize, in float64."""
+    weights = attention_mask[..., None].astype(np.float64)
+    mean = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+    return mean / np.clip(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12, None)
+
+
 def test_graph_passes_the_full_onnx_checker(encoder_path: Path):
     onnx.checker.check_model(str(encoder_path), full_check=True)
 
@@ -148,7 +155,7 @@ def test_graph_interface_has_dynamic_batch_and_sequence(encoder_path: Path):
     tokens = (onnx.TensorProto.INT64, ["batch", "sequence"])
     assert signature(model.graph.input) == {"input_ids": tokens, "attention_mask": tokens}
     assert signature(model.graph.output) == {
-        "last_hidden_state": (onnx.TensorProto.FLOAT, ["batch", "sequence", 384])
+        "sentence_embedding": (onnx.TensorProto.FLOAT, ["batch", 384])
     }
     float_types = {
         onnx.TensorProto.FLOAT,
@@ -160,29 +167,40 @@ def test_graph_interface_has_dynamic_batch_and_sequence(encoder_path: Path):
     assert weight_types == {onnx.TensorProto.FLOAT}
 
 
-def test_hidden_states_match_an_independent_numpy_bert(encoder, weights, model_source, token_ids):
+def test_embeddings_match_an_independent_numpy_bert(encoder, weights, model_source, token_ids):
     # Sentences of different lengths in one batch: the shorter ones carry padding.
     input_ids, attention_mask = padded(token_ids)
     got = run_encoder(encoder, input_ids, attention_mask)
-    expected = numpy_bert(weights, model_source.bert_config, input_ids, attention_mask)
-    assert got.shape == (len(SENTENCES), input_ids.shape[1], 384)
+    hidden = numpy_bert(weights, model_source.bert_config, input_ids, attention_mask)
+    expected = numpy_mean_pool_normalize(hidden, attention_mask)
+    assert got.shape == (len(SENTENCES), 384)
     assert got.dtype == np.float32
-    real = attention_mask.astype(bool)
-    np.testing.assert_allclose(got[real], expected[real], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_padding_does_not_change_the_states_of_real_tokens(encoder, token_ids):
+def test_padding_does_not_change_the_embedding(encoder, token_ids):
     sentence = token_ids[0]
     alone = run_encoder(encoder, *padded([sentence]))
     ids, mask = padded([sentence], width=len(sentence) + 37)
     with_padding = run_encoder(encoder, ids, mask)
-    np.testing.assert_allclose(with_padding[0, : len(sentence)], alone[0], atol=1e-5)
+    np.testing.assert_allclose(with_padding, alone, atol=1e-5)
 
 
 def test_batch_neighbours_do_not_change_a_sentence(encoder, token_ids):
     alone = run_encoder(encoder, *padded([token_ids[1]]))
     batched = run_encoder(encoder, *padded(token_ids))
-    np.testing.assert_allclose(batched[1, : alone.shape[1]], alone[0], atol=1e-5)
+    np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
+
+
+def test_lookup_encoder_has_the_encoder_interface(encoder_path: Path):
+    real = onnx.load(str(encoder_path))
+    lookup = bert_onnx.build_lookup_encoder_model()
+
+    def interface(model):
+        values = [*model.graph.input, *model.graph.output]
+        return [(value.name, value.type.tensor_type) for value in values]
+
+    assert interface(lookup) == interface(real)
 
 
 def test_build_is_skipped_when_up_to_date_and_redone_when_inputs_change(tmp_path: Path):

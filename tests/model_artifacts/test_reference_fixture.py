@@ -2,8 +2,8 @@
 
 tests/fixtures/reference_embeddings.json was computed by transformers' BertModel (see
 tools/regenerate_reference_embeddings.py). Here the same texts go through what Triton runs:
-the built tokenizer.json with the tokenizer model's padding, the built model.onnx on ONNX Runtime,
-and the pooler's mean pooling, without a server.
+the built tokenizer.json with the tokenizer model's padding, the built model.onnx (encoder, mean
+pooling and normalisation in one graph) on ONNX Runtime, without a server.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import onnxruntime as ort
 import pytest
 from inference_tools.model_artifacts import ENCODER_FILE, WEIGHTS_SHA256
 
-from python_backend.pooling import mean_pool_normalize
 from python_backend.tokenization import EncodedBatch, TextTokenizer
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "reference_embeddings.json"
@@ -42,8 +41,8 @@ def encoder(model_repository: Path) -> ort.InferenceSession:
 
 def embed(encoder: ort.InferenceSession, batch: EncodedBatch) -> np.ndarray:
     feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-    (hidden,) = encoder.run(["last_hidden_state"], feeds)
-    return mean_pool_normalize(hidden, batch.attention_mask)
+    (embeddings,) = encoder.run(["sentence_embedding"], feeds)
+    return embeddings
 
 
 def assert_close_to_reference(got: np.ndarray, reference: dict, how: str) -> None:

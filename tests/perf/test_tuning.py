@@ -55,7 +55,7 @@ def test_variant_repository_changes_only_the_encoder_settings(
     assert config == base
     # The source repository is untouched (the copy hard-links what it does not change).
     assert (model_repository / "minilm" / "config.pbtxt").read_text() == original
-    for name in ("tokenizer", "pooler", "text_embedding"):
+    for name in ("tokenizer", "text_embedding"):
         assert (copy / name / "config.pbtxt").read_text() == (
             model_repository / name / "config.pbtxt"
         ).read_text()

@@ -47,7 +47,6 @@ def test_the_embedding_pipeline_publishes_and_minilm_switches_under_load(
         assert first.published == [
             ("tokenizer", 1),
             ("minilm", 1),
-            ("pooler", 1),
             ("text_embedding", 1),
         ]
         client = httpclient.InferenceServerClient(server.http_url, network_timeout=120.0)

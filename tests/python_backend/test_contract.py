@@ -58,14 +58,7 @@ def test_each_composing_model_declares_the_contract_tensors() -> None:
         contract.ATTENTION_MASK,
     }
     assert tensors(config(contract.ENCODER), "output") == {
-        contract.LAST_HIDDEN_STATE: ("TYPE_FP32", [-1, contract.EMBEDDING_SIZE])
-    }
-    assert set(tensors(config(contract.POOLER), "input")) == {
-        contract.LAST_HIDDEN_STATE,
-        contract.ATTENTION_MASK,
-    }
-    assert tensors(config(contract.POOLER), "output") == {
-        contract.EMBEDDING: ("TYPE_FP32", [contract.EMBEDDING_SIZE])
+        contract.SENTENCE_EMBEDDING: ("TYPE_FP32", [contract.EMBEDDING_SIZE])
     }
 
 

@@ -45,17 +45,6 @@ def test_tokenizer_answers_each_request_and_isolates_bad_ones(pb_utils, tokenize
     assert pb_utils.get_output_tensor_by_name(responses[0], "token_type_ids") is None
 
 
-def test_pooler_outputs_config_dtype_and_rejects_mismatched_mask(pb_utils):
-    model = initialized_model("pooler")
-    states = np.random.default_rng(1).normal(size=(2, 16, 384)).astype(np.float32)
-    good = request(pb_utils, last_hidden_state=states, attention_mask=np.ones((2, 16), np.int64))
-    bad = request(pb_utils, last_hidden_state=states, attention_mask=np.ones((2, 8), np.int64))
-    ok, failed = model.execute([good, bad])
-    embedding = pb_utils.get_output_tensor_by_name(ok, "EMBEDDING").as_numpy()
-    assert embedding.shape == (2, 384) and embedding.dtype == np.float32
-    assert failed.error().code() == pb_utils.TritonError.INVALID_ARG
-
-
 def test_onnxruntime_backend_refuses_a_config_that_misnames_an_input(
     pb_utils, model_repository, tmp_path
 ):

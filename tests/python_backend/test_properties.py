@@ -1,17 +1,17 @@
-"""Property-based tests of the tokenizer and pooler code paths (no server: the real code and
-the real tokenizer.json, inputs drawn by hypothesis)."""
+"""Property-based tests of the tokenizer and of the encoder graph's pooling head (no server: the
+real code, the real tokenizer.json and ONNX Runtime, inputs drawn by hypothesis)."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from inference_tools import bert_onnx
 
 from python_backend.errors import InvalidInputError
-from python_backend.pooler_model import PoolerModel
-from python_backend.pooling import mean_pool_normalize
 from python_backend.texts import decode_texts
 from python_backend.tokenization import DEFAULT_BUCKETS, TextTokenizer
 from python_backend.tokenizer_model import TokenizerModel
@@ -98,51 +98,43 @@ def test_one_bad_request_fails_alone_in_a_tokenizer_batch(tokenizer, requests):
             assert isinstance(result, InvalidInputError), result
 
 
-hidden_sizes = st.integers(min_value=1, max_value=16)
+LOOKUP_VOCAB = 64
+# The pooling head on a lookup table: token states are rows of the table, so any ids and masks
+# exercise it. Built once; hypothesis calls the test many times.
+LOOKUP = ort.InferenceSession(
+    bert_onnx.build_lookup_encoder_model(
+        hidden_size=16, vocab_size=LOOKUP_VOCAB
+    ).SerializeToString(),
+    providers=["CPUExecutionProvider"],
+)
 
 
 @st.composite
-def states_and_masks(draw):
+def ids_and_masks(draw):
     batch = draw(st.integers(min_value=1, max_value=4))
     seq = draw(st.integers(min_value=1, max_value=12))
-    hidden = draw(hidden_sizes)
-    finite = st.floats(min_value=-1e3, max_value=1e3, width=32)
-    states = draw(arrays(np.float32, (batch, seq, hidden), elements=finite))
+    ids = draw(arrays(np.int64, (batch, seq), elements=st.integers(0, LOOKUP_VOCAB - 1)))
     mask = draw(arrays(np.int64, (batch, seq), elements=st.integers(0, 1)))
-    return states, mask
+    return ids, mask
+
+
+def pooled(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    return LOOKUP.run([bert_onnx.SENTENCE_EMBEDDING], feeds)[0]
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=states_and_masks())
+@given(data=ids_and_masks())
 def test_pooled_vectors_are_unit_length_or_zero_and_ignore_masked_tokens(data):
-    states, mask = data
-    pooled = mean_pool_normalize(states, mask)
-    assert pooled.shape == (states.shape[0], states.shape[2])
-    assert np.isfinite(pooled).all()
-    norms = np.linalg.norm(pooled, axis=1)
-    for row, norm in enumerate(norms):
-        mean = (states[row] * mask[row][:, None]).sum(axis=0)
-        if mask[row].sum() == 0 or not np.any(np.abs(mean) > 1e-6):
-            assert norm <= 1.0 + 1e-4
+    ids, mask = data
+    embeddings = pooled(ids, mask)
+    assert embeddings.shape == (ids.shape[0], 16)
+    assert np.isfinite(embeddings).all()
+    for row, norm in enumerate(np.linalg.norm(embeddings, axis=1)):
+        if mask[row].sum() == 0:
+            assert norm == 0.0
         else:
             assert norm == pytest.approx(1.0, abs=1e-4)
-    # Whatever sits at masked positions does not change the result.
-    scrambled = np.where(mask[:, :, None] == 1, states, np.float32(123.0))
-    np.testing.assert_allclose(mean_pool_normalize(scrambled, mask), pooled, atol=1e-5)
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    state_shape=st.lists(st.integers(0, 5), min_size=1, max_size=4),
-    mask_shape=st.lists(st.integers(0, 5), min_size=1, max_size=3),
-)
-def test_pooler_refuses_inconsistent_shapes_with_a_client_error(state_shape, mask_shape):
-    states = np.zeros(state_shape, np.float32)
-    mask = np.ones(mask_shape, np.int64)
-    consistent = len(state_shape) == 3 and len(mask_shape) == 2 and state_shape[:2] == mask_shape
-    (result,) = PoolerModel({"EMBEDDING": np.dtype(np.float32)}).run([(states, mask)])
-    if consistent:
-        assert isinstance(result, dict)
-        assert result["EMBEDDING"].shape == (state_shape[0], state_shape[2])
-    else:
-        assert isinstance(result, InvalidInputError), (state_shape, mask_shape, result)
+    # Whatever token sits at a masked position does not change the result.
+    scrambled = np.where(mask == 1, ids, (ids + 17) % LOOKUP_VOCAB)
+    np.testing.assert_allclose(pooled(scrambled, mask), embeddings, atol=1e-5)

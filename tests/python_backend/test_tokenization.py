@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -39,3 +41,28 @@ def test_truncates_to_max_tokens_like_sentence_transformers(tokenizer_json):
 def test_missing_tokenizer_file_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="build-models"):
         TextTokenizer(tmp_path / "tokenizer.json")
+
+
+def test_tokenizer_threads_are_set_before_the_pool_exists(monkeypatch):
+    from python_backend.tokenization import configure_threads
+
+    monkeypatch.delenv("RAYON_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    configure_threads(1)
+    assert os.environ["RAYON_NUM_THREADS"] == "1"
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # no pool at all
+    configure_threads(4)
+    assert os.environ["RAYON_NUM_THREADS"] == "4"
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    with pytest.raises(ValueError, match="at least 1"):
+        configure_threads(0)
+
+
+def test_padding_fills_each_row_with_its_own_tokens(tokenizer_json):
+    tokenizer = TextTokenizer(tokenizer_json)
+    batch = tokenizer.pad([[101, 7, 102], [101, 102], [101, 5, 6, 7, 102]])
+    assert batch.input_ids.shape == (3, 16) and batch.input_ids.dtype == np.int64
+    assert batch.input_ids[0, :3].tolist() == [101, 7, 102]
+    assert batch.input_ids[2, :5].tolist() == [101, 5, 6, 7, 102]
+    assert batch.attention_mask.sum(axis=1).tolist() == [3, 2, 5]
+    assert (batch.input_ids[batch.attention_mask == 0] == tokenizer.pad_id).all()

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.server
 
 def test_queue_policies_are_set_on_every_composing_model(model_repository):
     timeouts = overload.queue_timeouts_s(model_repository)
-    # tokenizer and minilm refuse requests that waited too long; the pooler only caps its size.
+    # tokenizer and minilm refuse requests that waited too long.
     assert timeouts["tokenizer"] > 0 and timeouts["minilm"] > 0, timeouts
 
 

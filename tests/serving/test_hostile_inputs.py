@@ -1,8 +1,8 @@
 """Tensors no client of the ensemble sends, sent to the composing models directly.
 
 The edge routes only the entry model over HTTP, but gRPC carries the model name inside the
-message, and pods can be reached inside the cluster: the encoder and the pooler bound what they
-accept themselves, with a 400 before they allocate for it.
+message, and pods can be reached inside the cluster: the encoder bounds what it
+accepts itself, with a 400 before it allocates for it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from inference_tools.model_config import read_model_config
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
+from python_backend.contract import EMBEDDING_SIZE, SENTENCE_EMBEDDING
 from tests.clients import MODEL, PROTOCOLS, infer
 
 pytestmark = pytest.mark.server
@@ -33,7 +34,6 @@ def test_sequence_limits_agree_with_the_tokenizer_and_the_position_table(model_r
 
     limit = parameter("minilm/config.pbtxt", "max_sequence_length")
     assert parameter("minilm/configs/gpu.pbtxt", "max_sequence_length") == limit
-    assert parameter("pooler/config.pbtxt", "max_sequence_length") == limit
     assert parameter("tokenizer/config.pbtxt", "max_tokens") == limit
     graph = onnx.load(model_repository / "minilm" / "1" / "model.onnx", load_external_data=False)
     (positions,) = [t for t in graph.graph.initializer if t.name == "embeddings.position_and_type0"]
@@ -48,13 +48,13 @@ def token_inputs(batch: int, length: int) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_encoder_refuses_sequences_past_its_limit_with_400(connect, protocol, max_sequence_length):
     client = connect(protocol)
-    states = infer(
-        client, protocol, token_inputs(2, max_sequence_length), "minilm", "last_hidden_state"
+    embeddings = infer(
+        client, protocol, token_inputs(2, max_sequence_length), "minilm", SENTENCE_EMBEDDING
     )
-    assert states.shape == (2, max_sequence_length, 384)
+    assert embeddings.shape == (2, EMBEDDING_SIZE)
     # The shape that left the encoder's stub at 1.46 GB before it failed with a 500.
     with pytest.raises(InferenceServerException) as refused:
-        infer(client, protocol, token_inputs(8, 100_000), "minilm", "last_hidden_state")
+        infer(client, protocol, token_inputs(8, 100_000), "minilm", SENTENCE_EMBEDDING)
     assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
     assert f"the limit is {max_sequence_length}" in refused.value.message()
 
@@ -65,22 +65,8 @@ def test_encoder_refuses_inputs_the_graph_cannot_take_with_400(connect, protocol
     inputs = token_inputs(1, 16)
     inputs["attention_mask"] = np.ones((1, 32), dtype=np.int64)
     with pytest.raises(InferenceServerException) as refused:
-        infer(client, protocol, inputs, "minilm", "last_hidden_state")
+        infer(client, protocol, inputs, "minilm", SENTENCE_EMBEDDING)
     assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_pooler_refuses_sequences_past_its_limit_with_400(connect, protocol, max_sequence_length):
-    client = connect(protocol)
-    length = max_sequence_length + 1
-    inputs = {
-        "last_hidden_state": np.zeros((1, length, 384), dtype=np.float32),
-        "attention_mask": np.ones((1, length), dtype=np.int64),
-    }
-    with pytest.raises(InferenceServerException) as refused:
-        infer(client, protocol, inputs, "pooler", "EMBEDDING")
-    assert refused.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
-    assert f"the limit is {max_sequence_length}" in refused.value.message()
 
 
 # Triton 2.51 keeps the batch size in 32 bits: 2**32 rows wrap to a batch of 0 and pass the

@@ -1,8 +1,8 @@
-"""The served pipeline in one process, with no server: tokenizer, ONNX Runtime session, pooling.
+"""The served pipeline in one process, with no server: tokenizer, then the ONNX Runtime session.
 
 It uses the same code and files as the Triton models (python_backend's tokenizer with the
-sequence buckets of `tokenizer/config.pbtxt`, the same model.onnx, the same pooling), so that
-the benchmarks compare serving, not two different pipelines.
+sequence buckets of `tokenizer/config.pbtxt`, the same model.onnx, whose graph pools and
+normalises), so that the benchmarks compare serving, not two different pipelines.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import numpy as np
 import onnxruntime as ort
 
 from inference_tools.model_config import config_as_dict, read_model_config
-from python_backend.contract import ENCODER, INPUT_IDS, LAST_HIDDEN_STATE, TOKENIZER
-from python_backend.pooling import mean_pool_normalize
+from python_backend.contract import ENCODER, INPUT_IDS, SENTENCE_EMBEDDING, TOKENIZER
 from python_backend.tokenization import TextTokenizer
 from python_backend.tokenizer_model import TokenizerModel
 
-ENCODER_OUTPUT = LAST_HIDDEN_STATE
+ENCODER_OUTPUT = SENTENCE_EMBEDDING
 
 
 def _string_parameters(config_path: Path) -> dict[str, str]:
@@ -55,5 +54,5 @@ class EmbeddingPipeline:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         batch = self.tokenizer.pad(self.tokenizer.encode(texts))
         feeds = {k: v for k, v in batch.as_dict().items() if k in self.input_names}
-        (states,) = self.session.run([ENCODER_OUTPUT], feeds)
-        return mean_pool_normalize(states, batch.attention_mask)
+        (embeddings,) = self.session.run([ENCODER_OUTPUT], feeds)
+        return embeddings

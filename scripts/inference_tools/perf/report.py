@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # files only: no display on servers and in CI
 
 import matplotlib.pyplot as plt
 
+from inference_tools.perf import serving_path, serving_path_report
 from inference_tools.perf.perf_analyzer import PERCENTILES, Measurement
 from inference_tools.perf.ratios import (
     Ratio,
@@ -63,10 +64,12 @@ def write_results_csv(
     triton: Sequence[Measurement],
     microservice: Sequence[Measurement],
     inprocess: Sequence[InProcessRow],
+    extra_records: Sequence[dict[str, Any]] = (),
 ) -> None:
     records = [measurement_record(TRITON, m) for m in triton]
     records += [measurement_record(MICROSERVICE, m) for m in microservice]
     records += [inprocess_record(r) for r in inprocess]
+    records += extra_records
     if not records:
         raise ValueError("no measurements to report")
     with path.open("w", newline="") as stream:
@@ -217,9 +220,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
     rows = []
     for r in ratios:
-        value = "not measured" if r.value is None else f"{r.value:.2f}x"
         met = {True: "yes", False: "**no**", None: "-"}[r.met]
-        rows.append([r.title, value, r.target_text, met])
+        rows.append([r.title, r.value_text, r.target_text, met])
     return rows
 
 
@@ -316,6 +318,7 @@ def render_markdown(
     microservice: Sequence[Measurement],
     inprocess: Sequence[InProcessRow],
     ratios: Sequence[Ratio],
+    serving: serving_path.ServingPathResult | None = None,
 ) -> str:
     parts = [f"# Benchmark: {info.get('model', 'text_embedding')} on Triton", ""]
     parts += _run_info_lines(info)
@@ -329,6 +332,12 @@ def render_markdown(
         _table(["ratio", "measured", "target", "met"], _ratio_rows(ratios)),
         "",
         *_ceiling_lines(microservice, inprocess),
+        *serving_path_report.markdown(serving),
+    ]
+    if not triton:  # the serving-path mode alone
+        parts += [f"> {note}\n" for note in info.get("notes", [])]
+        return "\n".join(parts).rstrip() + "\n"
+    parts += [
         f"![latency against throughput]({LATENCY_PLOT})",
         "",
         "## Throughput at saturation",
@@ -436,21 +445,27 @@ def render_markdown(
 def write_report(results_dir: Path) -> Report:
     measured = read_measurements(results_dir)
     triton, microservice = measured[TRITON], measured[MICROSERVICE]
-    if not triton:
+    serving = serving_path.read(results_dir)
+    if not triton and serving is None:
         raise FileNotFoundError(f"no Triton measurements under {results_dir}/raw")
     inprocess = read_inprocess(results_dir)
     info = read_run_info(results_dir)
-    ratios = all_ratios(triton, microservice, inprocess)
+    ratios = [
+        *(all_ratios(triton, microservice, inprocess) if triton else []),
+        *serving_path_report.targets(serving),
+    ]
     results_csv = results_dir / RESULTS_CSV
     breakdown_csv = results_dir / BREAKDOWN_CSV
-    write_results_csv(results_csv, triton, microservice, inprocess)
-    write_breakdown_csv(breakdown_csv, triton)
-    latency_plot = results_dir / LATENCY_PLOT
-    breakdown_plot = results_dir / BREAKDOWN_PLOT
-    plot_latency(latency_plot, triton, microservice, inprocess)
-    plot_breakdown(breakdown_plot, triton)
-    markdown = results_dir / REPORT_MD
-    markdown.write_text(render_markdown(info, triton, microservice, inprocess, ratios))
-    return Report(
-        markdown, results_csv, breakdown_csv, (latency_plot, breakdown_plot), tuple(ratios)
+    write_results_csv(
+        results_csv, triton, microservice, inprocess, serving_path_report.records(serving)
     )
+    write_breakdown_csv(breakdown_csv, triton)
+    plots: tuple[Path, ...] = ()
+    if triton:
+        plots = (results_dir / LATENCY_PLOT, results_dir / BREAKDOWN_PLOT)
+        plot_latency(plots[0], triton, microservice, inprocess)
+        plot_breakdown(plots[1], triton)
+    plots += serving_path_report.write_plot(results_dir, serving)
+    markdown = results_dir / REPORT_MD
+    markdown.write_text(render_markdown(info, triton, microservice, inprocess, ratios, serving))
+    return Report(markdown, results_csv, breakdown_csv, plots, tuple(ratios))

@@ -23,7 +23,8 @@ from typing import Any
 from tqdm import tqdm
 
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.perf import dataset, inprocess
+from inference_tools.model_config import config_as_dict, read_model_config
+from inference_tools.perf import dataset, inprocess, serving_path
 from inference_tools.perf.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
@@ -33,7 +34,7 @@ from inference_tools.perf.perf_analyzer import (
     run_level,
 )
 from inference_tools.perf.pipeline import EmbeddingPipeline
-from inference_tools.perf.ratios import saturation
+from inference_tools.perf.ratios import SERVED_THREADS_ROLE_PREFIX, saturation
 from inference_tools.perf.report import Report, write_report
 from inference_tools.perf.results import (
     MICROSERVICE,
@@ -44,6 +45,7 @@ from inference_tools.perf.results import (
     write_run_info,
 )
 from inference_tools.perf.targets import Target, resolve_target
+from python_backend.contract import ENCODER
 
 LOG = logging.getLogger(__name__)
 # The floor is the better of ONNX Runtime's default (a pool of one thread per core, which spins
@@ -73,7 +75,11 @@ class SuiteOptions:
     max_trials: int = 6
     inprocess_seconds: float = 6.0
     baselines: bool = True
+    # The serving path alone (encoder swapped for a lookup graph, see serving_path): needs the
+    # local server, so it runs only where the run starts one. "only" skips everything else.
+    serving_path: str = "include"  # "include", "only" or "skip"
     dataset_size: int = dataset.DEFAULT_SIZE
+    serving_path_concurrency: dict[int, tuple[int, ...]] | None = None  # None: the defaults
     command: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -150,6 +156,7 @@ class Suite:
         self.plain_texts = [t.text for t in self.texts]
         self.pipelines: dict[int, EmbeddingPipeline] = {}
         self.floor_threads = FLOOR_THREADS[0]
+        self.served_threads = served_intra_op_threads(options.model_repository)
         self.progress: Progress | None = None
         self.target = resolve_target(
             options.model_repository, options.model, self.raw / "input_data.json", self.texts
@@ -213,19 +220,26 @@ class Suite:
         with self.progress.step(f"in-process {role}"):
             self.inprocess_rows.append(InProcessRow(role, run()))
 
-    def _closed(self, batch_size: int) -> Callable[[], inprocess.InProcessResult]:
-        """The better of the floor's thread settings at this batch size (see FLOOR_THREADS)."""
+    def _closed(
+        self, batch_size: int, served_role: str | None = None
+    ) -> Callable[[], inprocess.InProcessResult]:
+        """The better of the floor's thread settings at this batch size (see FLOOR_THREADS).
+        With `served_role`, the run at the encoder's served thread setting is also kept, as a
+        row of that role: the floor the served latency is held against."""
         texts, seconds = self.plain_texts, self.options.inprocess_seconds
 
         def run() -> inprocess.InProcessResult:
             results = []
             for threads, pipeline in self.pipelines.items():
                 result = inprocess.closed_loop(pipeline, texts, batch_size, seconds)
+                result = replace(result, label=f"{result.label}, {_threads_text(threads)}")
                 results.append((result, threads))
+                if served_role is not None and threads == self.served_threads:
+                    self.inprocess_rows.append(InProcessRow(served_role, result))
             best, threads = max(results, key=lambda pair: pair[0].throughput_per_s)
             if batch_size == 1:
                 self.floor_threads = threads
-            return replace(best, label=f"{best.label}, {_threads_text(threads)}")
+            return best
 
         return run
 
@@ -244,9 +258,30 @@ class Suite:
 
     # -- the run --------------------------------------------------------------------------
 
+    def serving_path_options(self) -> serving_path.ServingPathOptions:
+        o = self.options
+        return serving_path.ServingPathOptions(
+            out_dir=o.out_dir,
+            model_repository=o.model_repository,
+            concurrency=o.serving_path_concurrency,
+            measurement_interval_ms=o.measurement_interval_ms,
+            measurement_request_count=o.measurement_request_count,
+            stability_percentage=o.stability_percentage,
+            max_trials=o.max_trials,
+        )
+
+    def runs_serving_path(self) -> bool:
+        return self.options.url is None and self.options.serving_path != "skip"
+
     def total_steps(self) -> int:
         o = self.options
-        steps = len(o.concurrency)
+        serving = 0
+        if self.runs_serving_path():
+            sp = self.serving_path_options()
+            serving = sum(len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request)
+        if o.serving_path == "only":
+            return serving
+        steps = serving + len(o.concurrency)
         if o.baselines:
             offered = len(o.offered_fractions) * len(o.distributions)
             ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
@@ -265,6 +300,8 @@ class Suite:
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
         )
+        if o.serving_path == "only":
+            return self._serving_path_only()
         with self._triton() as (url, metrics_url), self._microservice() as ms_settings:
             info = self._run_info(url)
             if metrics_url and not o.metrics_url:
@@ -272,7 +309,7 @@ class Suite:
             if o.baselines:
                 self.pipelines = {
                     threads: EmbeddingPipeline(o.model_repository, intra_op_threads=threads)
-                    for threads in FLOOR_THREADS
+                    for threads in dict.fromkeys((*FLOOR_THREADS, self.served_threads))
                 }
             self.progress = Progress(self.total_steps())
             try:
@@ -290,10 +327,32 @@ class Suite:
                 }
                 if ms_settings is not None:
                     self._offered_loads(url, ms_settings)
-            finally:
+            except BaseException:
                 self.progress.close()
+                raise
+        # After the full server has stopped: the serving path gets the machine to itself.
+        try:
+            if self.runs_serving_path():
+                serving_path.run(self.serving_path_options(), self.progress.step, self.errors)
+        finally:
+            self.progress.close()
         if self.inprocess_rows:
             write_inprocess(o.out_dir, self.inprocess_rows)
+        info["notes"] = [*o.notes, *self.errors]
+        info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        write_run_info(o.out_dir, info)
+        return write_report(o.out_dir)
+
+    def _serving_path_only(self) -> Report:
+        o = self.options
+        if o.url is not None:
+            raise ValueError("the serving-path mode serves its own repository: leave out --url")
+        self.progress = Progress(self.total_steps())
+        try:
+            serving_path.run(self.serving_path_options(), self.progress.step, self.errors)
+        finally:
+            self.progress.close()
+        info = self._run_info("local server with the lookup encoder")
         info["notes"] = [*o.notes, *self.errors]
         info["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         write_run_info(o.out_dir, info)
@@ -309,10 +368,14 @@ class Suite:
         for index, concurrency in enumerate(o.concurrency):
             level = LoadLevel("concurrency", concurrency)
             if concurrency == 1 and o.baselines:
-                self._inprocess("batch1-before", self._closed(1))
+                self._inprocess(
+                    "batch1-before", self._closed(1, f"{SERVED_THREADS_ROLE_PREFIX}-before")
+                )
             self._measure(settings, TRITON, level)
             if concurrency == 1 and o.baselines:
-                self._inprocess("batch1-after", self._closed(1))
+                self._inprocess(
+                    "batch1-after", self._closed(1, f"{SERVED_THREADS_ROLE_PREFIX}-after")
+                )
             if ms_settings is not None and concurrency in o.microservice_concurrency:
                 self._measure(ms_settings, MICROSERVICE, level)
             if index < len(sizes) and sizes[index] > 1:
@@ -395,6 +458,13 @@ class Suite:
         }
 
 
+def served_intra_op_threads(model_repository: Path) -> int:
+    """The ONNX Runtime intra-op threads `minilm` is served with (0: ONNX Runtime's default)."""
+    config = config_as_dict(read_model_config(model_repository / ENCODER / "config.pbtxt"))
+    value = config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value")
+    return int(value) if value else 0
+
+
 def inprocess_batch_sizes(levels: int, cap: int = 64) -> list[int]:
     """1, 2, 4, ... one per concurrency level: the in-process batch that level is paired with.
     Triton's batches fall inside this range (the report lists the sizes it formed)."""
@@ -427,6 +497,7 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
         max_trials=3,
         inprocess_seconds=1.0,
         dataset_size=64,
+        serving_path_concurrency={1: (2,), 64: (1,)},
     )
 
 

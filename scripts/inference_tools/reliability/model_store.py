@@ -10,7 +10,8 @@ explicit model-control mode, as the model-control-explicit component does.
 - At server start: Triton pointed at a store that is down must exit with an error that names
   the store, not hang (Kubernetes then restarts it with back-off and the pod stays unready).
 
-The model published is the repository's own `pooler` (small, no generated files).
+The model published is the repository's own `tokenizer` (small: a Python model and its
+tokenizer.json, built by `inference-tools build-models`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
 from inference_tools.publishing.s3_store import S3Store
 from inference_tools.publishing.sources import read_model_source
 from inference_tools.reliability.report import ScenarioResult
-from python_backend.contract import ATTENTION_MASK, EMBEDDING_SIZE, LAST_HIDDEN_STATE, POOLER
+from python_backend.contract import TEXT, TOKENIZER
 
-MODEL = POOLER
+MODEL = TOKENIZER
 BUCKET = "models"
 PREFIX = "repository"
 ADMIN_KEY = "store-failure-admin"
@@ -103,15 +104,13 @@ class PausingClient:
         return self._client.upload_file(*args, **kwargs)
 
 
-def pooler_answer(server: LocalTritonServer) -> str:
-    """The version of `pooler` that answers a request (raises if none does)."""
+def model_answer(server: LocalTritonServer) -> str:
+    """The version of the published model that answers a request (raises if none does)."""
     client = httpclient.InferenceServerClient(server.http_url)
     try:
-        states = httpclient.InferInput(LAST_HIDDEN_STATE, [1, 4, EMBEDDING_SIZE], "FP32")
-        states.set_data_from_numpy(np.ones((1, 4, EMBEDDING_SIZE), np.float32))
-        mask = httpclient.InferInput(ATTENTION_MASK, [1, 4], "INT64")
-        mask.set_data_from_numpy(np.ones((1, 4), np.int64))
-        result = client.infer(MODEL, [states, mask])
+        text = httpclient.InferInput(TEXT, [1, 1], "BYTES")
+        text.set_data_from_numpy(np.array([[b"store failure"]], dtype=object))
+        result = client.infer(MODEL, [text])
         return str(result.get_response()["model_version"])
     finally:
         client.close()
@@ -194,7 +193,7 @@ def _during_publish(
     try:
         first = _publish(folder, S3Store(url, client=_client(endpoint)), server)
         version_before = str(first.published[0][1])
-        assert pooler_answer(server) == version_before
+        assert model_answer(server) == version_before
 
         pausing = PausingClient(_client(endpoint, **STORE_TIMEOUTS), moto.pid)
         started = time.monotonic()
@@ -209,7 +208,7 @@ def _during_publish(
         for _ in range(20):
             sent += 1
             try:
-                served_while_down = pooler_answer(server)
+                served_while_down = model_answer(server)
             except Exception:
                 failed += 1
         os.kill(moto.pid, signal.SIGCONT)
@@ -219,7 +218,7 @@ def _during_publish(
         rerun_s = time.monotonic() - rerun_started
         rerun_version = str(rerun.published[0][1])
         sent += 1
-        assert pooler_answer(server) == rerun_version
+        assert model_answer(server) == rerun_version
     finally:
         server.stop()
     return {

@@ -18,7 +18,12 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         self.model = OnnxModel.from_triton_args(
-            config, Path(args["model_repository"]), args["model_version"]
+            config,
+            Path(args["model_repository"]),
+            args["model_version"],
+            # "CPU" or "GPU": a KIND_GPU instance runs on its device with the CUDA provider.
+            instance_kind=args.get("model_instance_kind", "CPU"),
+            device_id=int(args.get("model_instance_device_id", 0)),
         )
 
     def execute(self, requests):
