@@ -179,7 +179,7 @@ def drain_server(
             return DrainResult(
                 outcome.drained, outcome.reason, clock() - start, None, mechanism="unload"
             )
-        except UnloadRefused as error:
+        except (UnloadRefused, OSError, ValueError) as error:  # refused, or no usable answer
             log(
                 f"exact drain impossible: {error}. Falling back to watching for quiet, which "
                 "cannot see a batch executing without CPU or GPU; start tritonserver with "

@@ -149,9 +149,14 @@ def unload_drain(
     for stage in unload_stages(roles.configs):
         taken.append(stage)
         log(f"unloading {', '.join(stage)}; Triton answers their requests before it lets go")
-        for model in stage:
-            client.unload(model)
+        to_unload = list(stage)
         while True:
+            for model in list(to_unload):
+                try:
+                    client.unload(model)  # UnloadRefused, ServerGone: the caller decides
+                    to_unload.remove(model)
+                except OSError as error:  # no answer in time: asked again on the next poll
+                    log(f"unload of {model} not answered ({error}); asking again")
             try:
                 states = client.states()
             except (OSError, ValueError) as error:  # ServerGone is no OSError: it ends the drain
