@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,8 +43,11 @@ def test_stages_unload_entry_models_first_and_nested_ensembles_in_turn() -> None
 class FakeRepository:
     """Models READY until unloaded, then UNLOADING for `holding_polls` index reads."""
 
-    def __init__(self, configs: dict, holding_polls: int, refuse: int | None = None) -> None:
+    def __init__(
+        self, configs: dict, holding_polls: int, refuse: int | None = None, hang_first: int = 0
+    ) -> None:
         self.configs = configs
+        self.hang_first = hang_first  # unload calls left unanswered (longer than the timeout)
         self.state = dict.fromkeys(configs, "READY")
         self.polls_left: dict[str, int] = {}
         self.holding_polls = holding_polls
@@ -62,6 +66,10 @@ class FakeRepository:
             return [{"name": n, "version": "1", "state": s} for n, s in self.state.items()]
 
     def unload(self, name: str) -> int:
+        if self.hang_first:
+            self.hang_first -= 1
+            time.sleep(1.0)
+            return 500
         if self.refuse:
             return self.refuse
         with self.lock:
@@ -164,3 +172,21 @@ def test_refused_unloads_fall_back_to_watching_for_quiet(fake_server) -> None:
     )
     assert result.idle and result.mechanism == "quiet"
     assert any("exact drain impossible" in m and "answered 400" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("fake_server", [{"holding_polls": 1, "hang_first": 1}], indirect=True)
+def test_an_unload_that_gets_no_answer_is_asked_again(fake_server, monkeypatch) -> None:
+    monkeypatch.setattr(unload_drain, "REQUEST_TIMEOUT_S", 0.3)
+    url, repository = fake_server
+    messages: list[str] = []
+    result = drain.drain_server(
+        "unused",
+        propagation_s=0,
+        deadline_s=30,
+        poll_interval_s=0.01,
+        http_url=url,
+        log=messages.append,
+    )
+    assert result.idle and result.mechanism == "unload", messages
+    assert any("not answered" in m and "asking again" in m for m in messages), messages
+    assert set(repository.state.values()) == {"UNAVAILABLE"}
