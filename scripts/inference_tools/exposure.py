@@ -57,6 +57,9 @@ def exposure_warning(address: str, triton_args: Sequence[str]) -> str | None:
         f"  inference-tools serve --address {address} -- "
         f"--http-restricted-api={categories}:x-triton-admin-key=KEY "
         f"--grpc-restricted-protocol={categories}:x-triton-admin-key=KEY\n"
+        "with TRITON_ADMIN_KEY=KEY in the environment, so that the stop can still unload the "
+        "models to drain (the local server runs in explicit model-control mode: model-repository "
+        "loads and unloads models),\n"
         "and keep clients behind a proxy that caps bodies and refuses form content types "
         "(docs/security.md)."
     )

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from pod_hooks.drain import drain_server, process_tree_cpu_seconds
+from pod_hooks.drain import DrainResult, drain_server, process_tree_cpu_seconds
 
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.subprocesses import ManagedService, stop_process
@@ -21,6 +21,9 @@ from inference_tools.triton_runtime import TritonRuntime, prepare_runtime
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40
+# Explicit model-control mode with every model loaded at start: what the stop's exact drain
+# needs (it unloads the models and waits until Triton has answered their last requests).
+EXACT_DRAIN_ARGS = ("--model-control-mode=explicit", "--load-model=*")
 
 
 class ServerStartError(RuntimeError):
@@ -74,6 +77,7 @@ class LocalTritonServer(ManagedService):
         work_dir: Path | None = None,
         address: str = LOOPBACK,
         env: dict[str, str] | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.model_repository = model_repository
         self.http_port = http_port or free_port()
@@ -84,8 +88,12 @@ class LocalTritonServer(ManagedService):
         self.work_dir = work_dir or default_work_dir()
         self.address = address
         self.extra_env = env or {}
+        # The x-triton-admin-key value where extra_args restrict the repository API: the drain
+        # at stop unloads the models through it.
+        self.admin_key = admin_key
         self.log_path = self.work_dir / "logs" / f"tritonserver-{self.http_port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.last_drain: DrainResult | None = None  # what the last stop's drain decided
 
     @property
     def http_url(self) -> str:
@@ -99,6 +107,12 @@ class LocalTritonServer(ManagedService):
     def metrics_url(self) -> str:
         return f"http://{LOOPBACK}:{self.metrics_port}/metrics"
 
+    def model_control_args(self) -> list[str]:
+        """Explicit mode with every model loaded, unless the caller chose a mode."""
+        if any(arg.startswith("--model-control-mode") for arg in self.extra_args):
+            return []
+        return list(EXACT_DRAIN_ARGS)
+
     def command(self, runtime: TritonRuntime) -> list[str]:
         return [
             str(runtime.tritonserver),
@@ -111,6 +125,7 @@ class LocalTritonServer(ManagedService):
             f"--metrics-address={self.address}",
             f"--metrics-port={self.metrics_port}",
             f"--log-verbose={self.log_verbose}",
+            *self.model_control_args(),
             *self.extra_args,
         ]
 
@@ -210,15 +225,18 @@ class LocalTritonServer(ManagedService):
 
         With `drain`, first wait (up to `drain_deadline_s`) until no request is in flight:
         Triton 2.51 fails the ensemble requests it holds when it gets SIGTERM. The drain is the
-        pod's preStop, CPU check of the server's processes included.
+        pod's preStop: exact (unloading the models) in explicit model-control mode, else
+        watching for quiet, CPU check of the server's processes included.
         """
         process = self.process
         if drain and process is not None and process.poll() is None:
-            drain_server(
+            self.last_drain = drain_server(
                 self.metrics_url,
                 propagation_s=0.0,
                 deadline_s=drain_deadline_s,
                 cpu_seconds=lambda: process_tree_cpu_seconds(process.pid),
+                http_url=f"http://{self.http_url}",
+                admin_key=self.admin_key,
                 log=LOG.info,
             )
         # The process group holds the Python backend stubs too; leave none behind.

@@ -1,6 +1,8 @@
 """The pod hooks: code that runs inside the serving container, beside tritonserver.
 
 - `drain`: the preStop hook (`triton-drain`): wait until nothing is in flight before SIGTERM.
+- `unload_drain`: its exact mechanism: unload the models, wait until Triton has released them.
+- `model_roles`: which models are entry points, ensembles or their steps (probe and drain).
 - `health_probe`: the readiness and liveness probe (`triton-probe`): a canary inference.
 - `prometheus_text`: the parser of Triton's /metrics page, shared with the tooling.
 

@@ -7,21 +7,20 @@ Triton 2.51 fails ensemble requests that are still inside the server when it is 
 1. stop routing new requests to the server (Kubernetes does this when the pod starts
    terminating; a local caller stops its own clients), and wait `propagation_s` for that to take
    effect everywhere, still serving whatever arrives;
-2. poll until the server is quiet for `quiet_s`: no request pending, no request or batch
-   finishing, no GPU busy (Triton's metrics), and the server's processes using almost no CPU
-   (/proc), or until `deadline_s` (counted from the start) has passed;
-3. return: the caller then sends SIGTERM.
-
-Why quiet and not a count: Triton 2.51 exports no count of the requests it holds. Its pending
-gauge counts a request only until a backend starts executing it (an ensemble request, never past
-its first instant); its counters and statistics move when a request ends; its own in-flight
-accounting is read only during its shutdown. A plain model's executing batch needs no drain:
-on SIGTERM Triton waits for it and answers. An ensemble's does, and the only traces it leaves
-while a step executes are CPU or GPU time. docs/reliability.md has the evidence and the limits.
+2. exactly, where the server runs in explicit model-control mode: unload every model, entry
+   models first, and wait until Triton has released each one, which it does only when the last
+   request holding it has been answered (unload_drain.py);
+3. otherwise (the server refuses unloads): poll until the server is quiet for `quiet_s`: no
+   request pending, no request or batch finishing, no GPU busy (Triton's metrics), and the
+   server's processes using almost no CPU (/proc). A batch that executes without CPU or GPU
+   leaves no trace there: this fallback is a guess, and it says so in its log;
+4. return when drained or when `deadline_s` (counted from the start) has passed: the caller then
+   sends SIGTERM.
 
 The container runs this file as its preStop hook (the image copies this unit, scripts/pod_hooks/,
 whole and links /opt/scalable-inference-server/bin/triton-drain to this file), and the local
 tooling calls `drain_server` or `inference-tools drain`, so both replay the same sequence.
+docs/reliability.md has the evidence and the limits.
 Standard library only: the serving image's Python has none of this project's dependencies.
 """
 
@@ -43,7 +42,9 @@ from typing import TextIO
 if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pod_hooks.model_roles import ADMIN_KEY_ENV
 from pod_hooks.prometheus_text import samples
+from pod_hooks.unload_drain import EXACT_FLAGS, ServerGone, UnloadRefused, unload_drain
 
 PENDING_METRIC = "nv_inference_pending_request_count"
 # Triton's per-GPU utilisation (0.0-1.0, over its --metrics-interval-ms): the trace an ensemble
@@ -83,6 +84,8 @@ class DrainResult:
     reason: str
     waited_s: float
     last_activity: Activity | None
+    # What decided: "unload" (Triton's own in-flight accounting) or "quiet" (metrics and CPU).
+    mechanism: str = "quiet"
 
 
 def parse_activity(metrics_text: str) -> Activity:
@@ -147,16 +150,43 @@ def drain_server(
     cpu_seconds: Callable[[], float | None] = lambda: None,
     busy_cpu_cores: float = DEFAULT_BUSY_CPU_CORES,
     scrape: Callable[[str], Activity] = scrape_activity,
+    http_url: str | None = None,
+    admin_key: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     log: Callable[[str], None] = lambda message: None,
 ) -> DrainResult:
-    """Wait out the propagation delay, then until the server is idle or the deadline passes."""
+    """Wait out the propagation delay, then until the server holds no request or the deadline
+    passes: exactly by unloading where `http_url` is given and the server allows it, else by
+    watching for quiet."""
     if propagation_s > deadline_s:
         raise ValueError("the propagation wait must fit inside the deadline")
     start = clock()
     log(f"waiting {propagation_s:g}s for routers to stop sending requests")
     sleep(propagation_s)
+
+    if http_url:
+        try:
+            outcome = unload_drain(
+                http_url,
+                admin_key=admin_key,
+                deadline_s=max(0.0, deadline_s - (clock() - start)),
+                poll_interval_s=poll_interval_s,
+                clock=clock,
+                sleep=sleep,
+                log=log,
+            )
+            return DrainResult(
+                outcome.drained, outcome.reason, clock() - start, None, mechanism="unload"
+            )
+        except (UnloadRefused, OSError, ValueError) as error:  # refused, or no usable answer
+            log(
+                f"exact drain impossible: {error}. Falling back to watching for quiet, which "
+                "cannot see a batch executing without CPU or GPU; start tritonserver with "
+                f"{EXACT_FLAGS} (and give the admin key in {ADMIN_KEY_ENV}) for an exact drain"
+            )
+        except ServerGone as error:
+            log(f"{error}: watching the metrics endpoint instead")
 
     last: Activity | None = None
     unreadable_since: float | None = None
@@ -238,6 +268,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Triton's Prometheus endpoint (default: %(default)s)",
     )
     parser.add_argument(
+        "--http-url",
+        default="http://127.0.0.1:8000",
+        help="Triton's HTTP endpoint, whose repository API drains exactly by unloading the "
+        f"models (needs {EXACT_FLAGS}; the admin key, if any, from ${ADMIN_KEY_ENV}); "
+        "empty to only watch the metrics (default: %(default)s)",
+    )
+    parser.add_argument(
         "--propagation-seconds",
         type=float,
         default=10.0,
@@ -279,6 +316,8 @@ def run(args: argparse.Namespace) -> int:
         quiet_s=args.quiet_seconds,
         cpu_seconds=lambda: process_tree_cpu_seconds(args.server_pid) if args.server_pid else None,
         busy_cpu_cores=args.busy_cpu_cores,
+        http_url=args.http_url or None,
+        admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
         log=_log_to(args.log_file),
     )
     # Non-zero when work was still in flight: for a preStop hook that becomes a FailedPreStopHook

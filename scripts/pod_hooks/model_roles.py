@@ -16,8 +16,8 @@ model configuration APIs, READY models only). An explicit list of entry models o
 derivation (`select`); a named model's canary needs only the unrestricted metadata API
 (`canary_from_metadata`).
 
-Standard library only: triton-probe imports this module inside the serving container, where
-only the Python standard library is there to rely on.
+Standard library only: triton-probe and triton-drain import this module inside the serving
+container, where only the Python standard library is there to rely on.
 """
 
 from __future__ import annotations

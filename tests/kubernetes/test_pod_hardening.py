@@ -84,8 +84,10 @@ def test_image_is_pinned(all_renders: list[Render]) -> None:
 
 def test_triton_runs_with_its_security_guidance(all_renders: list[Render]) -> None:
     for render in all_renders:
-        explicit = render.name in ("component:model-control-explicit", "gpu-s3-publish")
-        assert flag(render, "--model-control-mode") == ("explicit" if explicit else "none")
+        # Explicit, every model loaded at start: the preStop drain unloads them (exactly), and
+        # the repository API that allows it is restricted below.
+        assert flag(render, "--model-control-mode") == "explicit", render.name
+        assert flag(render, "--load-model") == "*", render.name
         assert flag(render, "--strict-readiness") == "true", render.name
         assert "--disable-auto-complete-config" in triton_args(render), render.name
         for option in ("--http-restricted-api", "--grpc-restricted-protocol"):
@@ -195,6 +197,12 @@ def test_shutdown_drains_before_triton_is_signalled_within_the_grace_period(
         metrics_url = command_option(hook, "--metrics-url")
         exit_timeout_s = int(flag(render, "--exit-timeout-secs"))
         assert metrics_url == f"http://127.0.0.1:{flag(render, '--metrics-port')}/metrics"
+        # The exact drain unloads through the local HTTP port, with the container's admin key.
+        assert (
+            command_option(hook, "--http-url") == f"http://127.0.0.1:{flag(render, '--http-port')}"
+        )
+        env = {e["name"] for e in container(render).get("env", [])}
+        assert "TRITON_ADMIN_KEY" in env, render.name
         assert 0 < propagation_s < deadline_s, render.name
         assert exit_timeout_s > 0, render.name
         assert deadline_s + exit_timeout_s + KILL_MARGIN_S <= spec["terminationGracePeriodSeconds"]

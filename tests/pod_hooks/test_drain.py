@@ -228,8 +228,10 @@ def test_cli_exit_status_says_whether_the_drain_finished(metrics_server, tmp_pat
     # --server-pid=0: the exit status is under test, not the CPU check. The default, PID 1, is
     # the container's tritonserver in a pod but every process of a test machine here, whose CPU
     # use under load kept this drain "busy" until its deadline.
+    # --http-url= : only the metrics path, never a real server that may listen on port 8000.
     common = [
         f"--metrics-url={url}",
+        "--http-url=",
         "--propagation-seconds=0",
         f"--log-file={log}",
         "--server-pid=0",

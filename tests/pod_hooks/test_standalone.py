@@ -110,7 +110,7 @@ PENDING = (
 
 def test_drain_reads_the_metrics_with_its_own_parser(image_bin: Path, metrics_server) -> None:
     url, page = metrics_server
-    common = [f"--metrics-url={url}", "--propagation-seconds=0", "--server-pid=0"]
+    common = [f"--metrics-url={url}", "--http-url=", "--propagation-seconds=0", "--server-pid=0"]
     page.body = PENDING.format(pending=0).encode()
     idle = run_hook(image_bin, "triton-drain", *common, "--quiet-seconds=0.2")
     assert idle.returncode == 0, idle.stderr

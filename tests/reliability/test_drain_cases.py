@@ -1,6 +1,12 @@
-"""The drain against long executions and requests arriving while it runs (real tritonserver)."""
+"""The drain against long executions and requests arriving while it runs (real tritonserver).
+
+The drain unloads the models and waits until Triton has released them: exact for a batch that
+executes without CPU, for the requests queued behind it, and for an ensemble's steps.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 from inference_tools.reliability import drain_cases
@@ -10,25 +16,44 @@ pytestmark = pytest.mark.server
 SLOW_MODEL_REPOSITORY = drain_cases.SLOW_MODEL_REPOSITORY
 
 
-def test_a_plain_model_batch_executing_without_cpu_is_answered_before_exit(lifecycle):
-    result = drain_cases.long_execution(SLOW_MODEL_REPOSITORY, lifecycle)
+def assert_every_request_answered(result) -> None:
     details = result.details
     assert details["in_flight_at_stop"] > 0, "nothing was in flight: the test proves nothing"
     assert result.requests_failed == 0, details["failures"]
     assert details["exit_status"] == 0
+    assert details["drain_idle"], details
 
 
-def test_limit_an_ensemble_step_executing_without_cpu_or_gpu_is_invisible(lifecycle):
-    """The limit docs/reliability.md states: Triton 2.51 exports no count of executing requests,
-    and a step that sleeps leaves no CPU or GPU trace. When this fails, the drain or Triton has
-    learnt to see it: update the docs and turn this into a zero-failure test."""
-    # One request: several could reach the first step apart and wait there, visibly pending.
+def test_a_plain_model_batch_executing_and_queued_requests_are_answered_before_exit(lifecycle):
+    result = drain_cases.long_execution(SLOW_MODEL_REPOSITORY, lifecycle)
+    assert_every_request_answered(result)
+    assert result.details["drain_mechanism"] == "unload"
+    # One batch executing, one queued behind it: the stop had to wait for both.
+    assert result.details["stopped_s"] >= drain_cases.SLEEPER_EXECUTE_S
+
+
+def test_an_ensemble_step_executing_without_cpu_or_gpu_is_answered_before_exit(lifecycle):
+    result = drain_cases.long_execution(SLOW_MODEL_REPOSITORY, lifecycle, model="slow_pipeline")
+    assert_every_request_answered(result)
+    assert result.details["drain_mechanism"] == "unload"
+
+
+def test_a_server_that_refuses_unloads_falls_back_to_watching_for_quiet(lifecycle, caplog):
+    caplog.set_level(logging.INFO, logger="inference_tools.local_server")
+    # The plain model: Triton itself answers its executing batch after SIGTERM, so this case
+    # passes on the fallback too; what is under test is that the fallback is taken and said.
     result = drain_cases.long_execution(
-        SLOW_MODEL_REPOSITORY, lifecycle, model="slow_pipeline", requests=1
+        SLOW_MODEL_REPOSITORY, lifecycle, requests=2, model_control_mode="none"
     )
-    assert result.details["in_flight_at_stop"] > 0
-    assert result.requests_failed > 0, result.details
-    assert set(result.details["by_status"]) <= {"ok", "UNAVAILABLE"}
+    assert result.details["drain_mechanism"] == "quiet"
+    assert result.requests_failed == 0, result.details["failures"]
+    assert result.details["exit_status"] == 0
+    refusals = [
+        r.getMessage() for r in caplog.records if "exact drain impossible" in r.getMessage()
+    ]
+    assert refusals, [r.getMessage() for r in caplog.records]
+    assert "--model-control-mode=explicit --load-model=*" in refusals[0]
+    assert result.details["stopped_s"] < lifecycle.drain_deadline_s + lifecycle.exit_timeout_s
 
 
 def test_requests_arriving_during_the_drain_are_answered_before_it_returns(
@@ -39,5 +64,6 @@ def test_requests_arriving_during_the_drain_are_answered_before_it_returns(
     assert result.requests_sent > 0
     assert result.requests_failed == 0, details["failures"]
     assert details["drain_idle"]
+    assert details["drain_mechanism"] == "unload"
     assert details["unfinished_at_drain_end"] == 0
     assert details["exit_status"] == 0

@@ -72,10 +72,14 @@ def _scenarios() -> dict[str, list[Scenario]]:
             lambda repo, life, args, stop=stop: local_stop.run(repo, stop=stop)
             for stop in local_stop.STOPS
         ],
+        # The exact drain (unloading) against what no metric shows, and its fallback in mode none.
         "drain-limits": [
             lambda repo, life, args: drain_cases.long_execution(args.slow_model_repository, life),
             lambda repo, life, args: drain_cases.long_execution(
-                args.slow_model_repository, life, model="slow_pipeline", requests=1
+                args.slow_model_repository, life, model="slow_pipeline"
+            ),
+            lambda repo, life, args: drain_cases.long_execution(
+                args.slow_model_repository, life, requests=2, model_control_mode="none"
             ),
             lambda repo, life, args: drain_cases.arrivals_during_drain(repo, life),
         ],

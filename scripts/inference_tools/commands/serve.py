@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from pod_hooks.model_roles import ADMIN_KEY_ENV
 
 from inference_tools.exposure import exposure_warning
 from inference_tools.local_server import LocalTritonServer
@@ -72,7 +75,9 @@ def register(subparsers: Any) -> None:
         "triton_args",
         nargs="*",
         metavar="-- TRITON_ARG",
-        help="extra tritonserver flags, after `--` (e.g. -- --model-control-mode=explicit)",
+        help="extra tritonserver flags, after `--` (the default --model-control-mode=explicit "
+        "--load-model=* lets the stop drain exactly; choosing another mode keeps it from that; "
+        f"with a restricted repository API the stop reads the key from ${ADMIN_KEY_ENV})",
     )
     parser.set_defaults(func=run)
 
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         log_verbose=args.log_verbose,
         address=args.address,
         extra_args=args.triton_args,
+        admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
     )
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())

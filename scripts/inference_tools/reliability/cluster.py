@@ -81,6 +81,7 @@ def start_replica(
         model_repository,
         work_dir=work_dir,
         extra_args=[*replica_flags(lifecycle), *extra_args],
+        admin_key=TEST_ADMIN_KEY,
     )
     # The runner's own readiness wait only bounds the start; the probes decide when traffic comes.
     server.start(timeout_s=lifecycle.startup.period_s * lifecycle.startup.failure_threshold)
@@ -142,6 +143,8 @@ def delete_replica(
             replica.server.metrics_url,
             propagation_s=lifecycle.propagation_s,
             deadline_s=lifecycle.drain_deadline_s,
+            http_url=replica.base_url,
+            admin_key=replica.server.admin_key,
             log=lambda message: LOG.info("%s preStop: %s", replica.name, message),
         )
     sigterm_at = time.monotonic()

@@ -1,12 +1,15 @@
-"""What the drain sees and what it cannot: long executions, and requests arriving while it runs.
+"""The drain against long executions and requests arriving while it runs.
 
-- `long_execution`: a batch executes for 5 s with no CPU use (slow_model_repository/, shipped
-  beside this module: `sleeper` sleeps in `execute`, as a GPU kernel would
-  run while the host idles). Sent to
-  the plain model, Triton itself holds SIGTERM until the batch has answered: every request
-  succeeds. Sent through the ensemble `slow_pipeline` (two sleeper steps), the step that follows
-  the sleeping one is refused after SIGTERM: the drain's documented limit, since Triton 2.51
-  exports no count of executing requests and a sleep uses neither CPU nor GPU.
+The drain unloads the models and waits until Triton has released them (explicit model-control
+mode, which every local server and the pod use): Triton lets a model go only when the last
+request holding it has been answered, so the drain sees what no metric shows.
+
+- `long_execution`: batches execute for 5 s with no CPU use (slow_model_repository/, shipped
+  beside this module: `sleeper` sleeps in `execute`, as a GPU kernel would run while the host
+  idles), one executing and the rest queued behind it when the stop begins. Sent to the plain
+  model or through the ensemble `slow_pipeline` (two sleeper steps), every request is answered
+  and the server exits 0. With `model_control_mode="none"` the server refuses unloads and the
+  drain falls back to watching for quiet (and says so in its log).
 - `arrivals_during_drain`: long requests keep arriving for the first seconds of the drain (the
   routers' propagation delay); the drain must return only after the last of them answered.
 """
@@ -45,10 +48,15 @@ def long_execution(
     lifecycle: PodLifecycle,
     *,
     model: str = "sleeper",
-    requests: int = 4,
+    requests: int = 12,
+    model_control_mode: str | None = None,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
-    server = start_like_the_pod(slow_model_repository, lifecycle, work_dir)
+    """`requests` to `model`: the first alone, the rest 0.5 s later, queued behind its batch;
+    the pod's stop 1 s after the first. `model_control_mode` overrides the local default
+    (explicit, every model loaded)."""
+    extra_args = [f"--model-control-mode={model_control_mode}"] if model_control_mode else []
+    server = start_like_the_pod(slow_model_repository, lifecycle, work_dir, extra_args)
     record = LoadRecord()
 
     def one(index: int) -> None:
@@ -58,8 +66,10 @@ def long_execution(
 
     try:
         with ThreadPoolExecutor(max_workers=requests) as pool:
-            futures = [pool.submit(one, i) for i in range(requests)]
-            time.sleep(1.0)  # one batch executing in the (first) sleeper
+            futures = [pool.submit(one, 0)]
+            time.sleep(0.5)  # the first batch executing in the (first) sleeper
+            futures += [pool.submit(one, i) for i in range(1, requests)]
+            time.sleep(0.5)  # the rest queued behind it
             in_flight = sum(not f.done() for f in futures)
             exit_status, stopped_s = stop_like_the_pod(server, lifecycle)
             for future in futures:
@@ -68,27 +78,27 @@ def long_execution(
         server.stop(timeout_s=0)
 
     failed = len(record.failures())
-    plain = model == "sleeper"
-    passed = in_flight > 0 and (failed == 0 and exit_status == 0 if plain else failed > 0)
+    drain = server.last_drain
+    mechanism = drain.mechanism if drain else "none"
+    passed = in_flight > 0 and failed == 0 and exit_status == 0
     return ScenarioResult(
         scenario=f"{SLEEPER_EXECUTE_S:g} s execution without CPU, "
-        + ("plain model" if plain else "ensemble step (limit)"),
-        load=f"{requests} gRPC request(s) to {model}",
-        faults=f"drain, then SIGTERM, with {in_flight} request(s) executing",
+        + ("plain model" if model == "sleeper" else "ensemble")
+        + (f", --model-control-mode={model_control_mode}" if model_control_mode else ""),
+        load=f"{requests} gRPC request(s) to {model}, one batch executing, the rest queued",
+        faults=f"drain, then SIGTERM, with {in_flight} request(s) in flight",
         requests_sent=record.sent,
         requests_failed=failed,
         recovery_s=None,
         passed=passed,
-        notes=(
-            "Triton answers the executing batch before it exits"
-            if plain
-            else "the next step is refused: no CPU or GPU trace, no exported count"
-        )
-        + f"; exited {stopped_s:.1f} s after the stop began (status {exit_status})",
+        notes=f"drain by {mechanism}; exited {stopped_s:.1f} s after the stop began "
+        f"(status {exit_status})",
         details={
             "in_flight_at_stop": in_flight,
             "stopped_s": stopped_s,
             "exit_status": exit_status,
+            "drain_mechanism": mechanism,
+            "drain_idle": drain.idle if drain else None,
             "by_status": dict(record.by_status()),
             "failures": record.failure_summary(),
         },
@@ -132,6 +142,7 @@ def arrivals_during_drain(
                 propagation_s=propagation_s,
                 deadline_s=lifecycle.drain_deadline_s,
                 cpu_seconds=lambda: process_tree_cpu_seconds(pid),
+                http_url=f"http://{server.http_url}",
             )
             drained_s = time.monotonic() - drain_started
             unfinished_at_drain_end = sum(not f.done() for f in futures)
@@ -153,10 +164,11 @@ def arrivals_during_drain(
         requests_failed=failed,
         recovery_s=None,
         passed=passed,
-        notes=f"drain returned after {drained_s:.1f} s with {unfinished_at_drain_end} requests "
-        f"unanswered; exit status {exit_status}",
+        notes=f"drain by {result.mechanism} returned after {drained_s:.1f} s with "
+        f"{unfinished_at_drain_end} requests unanswered; exit status {exit_status}",
         details={
             "drain_idle": result.idle,
+            "drain_mechanism": result.mechanism,
             "unfinished_at_drain_end": unfinished_at_drain_end,
             "exit_status": exit_status,
             "failures": record.failure_summary(),

@@ -1,7 +1,7 @@
 """The S3 model store fails: during a publish, and when a server starts.
 
 A real S3-protocol server (moto_server) holds the model repository; a local Triton serves it in
-explicit model-control mode, as the model-control-explicit component does.
+explicit model-control mode, as the Deployment does.
 
 - During a publish: the store stops answering (SIGSTOP, so connections hang rather than being
   refused, the harder case) as the first file goes up. The publish must fail within its

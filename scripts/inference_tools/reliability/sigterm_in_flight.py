@@ -15,6 +15,7 @@ requests inside fail.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -29,13 +30,16 @@ FIRST_ANSWER_TIMEOUT_S = 60.0
 
 
 def start_like_the_pod(
-    model_repository: Path, lifecycle: PodLifecycle, work_dir: Path | None = None
+    model_repository: Path,
+    lifecycle: PodLifecycle,
+    work_dir: Path | None = None,
+    extra_args: Sequence[str] = (),
 ) -> LocalTritonServer:
     """A local server with the Deployment's exit timeout, started and ready."""
     server = LocalTritonServer(
         model_repository,
         work_dir=work_dir,
-        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}"],
+        extra_args=[f"--exit-timeout-secs={lifecycle.exit_timeout_s:g}", *extra_args],
     )
     server.start()
     return server
