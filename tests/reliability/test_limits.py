@@ -10,6 +10,7 @@ import pytest
 from inference_tools.model_config import read_model_config
 from tritonclient.utils import InferenceServerException
 
+from python_backend.contract import COMPOSING_MODELS, ENSEMBLE
 from tests.clients import PROTOCOLS, embed
 
 pytestmark = pytest.mark.server
@@ -18,10 +19,12 @@ pytestmark = pytest.mark.server
 @pytest.fixture(scope="module")
 def limits(model_repository) -> dict[str, int]:
     tokenizer = read_model_config(model_repository / "tokenizer" / "config.pbtxt")
+    # The ensemble and its steps; other models of the repository have limits of their own.
     batch_sizes = {
-        read_model_config(path).max_batch_size for path in model_repository.glob("*/config.pbtxt")
+        read_model_config(model_repository / model / "config.pbtxt").max_batch_size
+        for model in (ENSEMBLE, *COMPOSING_MODELS)
     }
-    assert len(batch_sizes) == 1, f"the models disagree on max_batch_size: {batch_sizes}"
+    assert len(batch_sizes) == 1, f"the pipeline's models disagree on max_batch_size: {batch_sizes}"
     return {
         "max_text_bytes": int(tokenizer.parameters["max_text_bytes"].string_value),
         "max_batch_size": batch_sizes.pop(),

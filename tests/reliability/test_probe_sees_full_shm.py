@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.cluster import replica_flags
+from inference_tools.reliability.cluster import TEST_ADMIN_KEY, replica_flags
 from inference_tools.reliability.pod_lifecycle import PodLifecycle
 from pod_hooks import health_probe
 
@@ -96,7 +96,11 @@ def test_probe_fails_when_refused_requests_have_filled_dev_shm(server, lifecycle
 
     def probe() -> health_probe.ProbeResult:
         return health_probe.probe(
-            base_url, ready_first=True, shm_path=server.shm_path, shm_min_free_bytes=min_free
+            base_url,
+            ready_first=True,
+            admin_key=TEST_ADMIN_KEY,
+            shm_path=server.shm_path,
+            shm_min_free_bytes=min_free,
         )
 
     assert probe().healthy
@@ -112,7 +116,7 @@ def test_probe_fails_when_refused_requests_have_filled_dev_shm(server, lifecycle
 
     # What Triton and the canary alone say: all is well.
     assert health_probe.check_ready(base_url, timeout_s=5).healthy
-    assert health_probe.probe(base_url, ready_first=True).healthy
+    assert health_probe.probe(base_url, ready_first=True, admin_key=TEST_ADMIN_KEY).healthy
     verdict = probe()
     assert not verdict.healthy
     assert "only a restart frees it" in verdict.reason

@@ -9,6 +9,7 @@ Deployment.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,17 +105,19 @@ def test_probe_without_the_admin_key_says_what_to_do(foreign_server) -> None:
 def test_probe_runs_on_the_standard_library_alone_as_in_the_image(
     foreign_server, tmp_path: Path
 ) -> None:
-    # The image's layout: the probe as a script, model_roles in inference_tools/ on PYTHONPATH;
-    # `-S` keeps site-packages (numpy, protobuf, tritonclient) out of reach.
-    package = tmp_path / "python" / "inference_tools"
-    package.mkdir(parents=True)
-    for name in ("__init__.py", "model_roles.py"):
-        (package / name).write_bytes((PACKAGE_DIR / name).read_bytes())
-    probe_script = tmp_path / "triton-probe"
-    probe_script.write_bytes((PACKAGE_DIR / "health_probe.py").read_bytes())
+    # The image's layout: the pod hooks' folder copied whole, the probe run as a file; `-I -S`
+    # keep this project and site-packages (numpy, protobuf, tritonclient) out of reach.
+    unit = tmp_path / "pod_hooks"
+    shutil.copytree(PACKAGE_DIR, unit, ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
-        [sys.executable, "-S", str(probe_script), f"--url=http://{foreign_server.http_url}"],
-        env={"PYTHONPATH": str(tmp_path / "python"), model_roles.ADMIN_KEY_ENV: ADMIN_KEY},
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            str(unit / "health_probe.py"),
+            f"--url=http://{foreign_server.http_url}",
+        ],
+        env={model_roles.ADMIN_KEY_ENV: ADMIN_KEY},
         capture_output=True,
         text=True,
         timeout=60,

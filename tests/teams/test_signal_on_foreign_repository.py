@@ -59,7 +59,8 @@ def test_signals_follow_the_busiest_composing_model_under_any_name(tmp_path: Pat
             url = f"http://{server.http_url}"
             words = [{"name": "WORDS", "shape": [1, 1], "datatype": "BYTES", "data": ["hi"]}]
             numbers = [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]
-            stop_at = time.monotonic() + 20
+            # Long enough for the pending rule's 15 s subquery steps to land inside the load.
+            stop_at = time.monotonic() + 30
             threads = [
                 threading.Thread(target=_load, args=(url, "shout_length", words, stop_at))
                 for _ in range(6)
@@ -69,13 +70,13 @@ def test_signals_follow_the_busiest_composing_model_under_any_name(tmp_path: Pat
             ]
             for thread in threads:
                 thread.start()
-            time.sleep(15)
+            time.sleep(25)
             at = time.time() - 1
             for thread in threads:
                 thread.join()
             selector = f'{{namespace="ml-serving",service="team-a-triton",pod="{POD}"}}'
             signal = _value(prometheus, f"{QUEUE}{selector}", at)
-            pending = _value(prometheus, f"max_over_time({PENDING}{selector}[10s])", at)
+            pending = _value(prometheus, f"max_over_time({PENDING}{selector}[20s])", at)
             per_model = {
                 model: _value(
                     prometheus,

