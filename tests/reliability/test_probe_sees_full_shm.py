@@ -111,7 +111,10 @@ def test_probe_fails_when_refused_requests_have_filled_dev_shm(server, lifecycle
         assert status in (400, 500), body
         if not health_probe.check_shared_memory(server.shm_path, min_free).healthy:
             break
-    status, body = post_texts(server, largest_request)
+    # Nothing that needs a region to grow can run any more (a restarted stub's region, a batch
+    # larger than what the regions hold). Since the encoder pools in its graph, the largest
+    # valid request fits in the regions as they are, so a request that must grow them shows it.
+    status, body = post_texts(server, [OVERSIZED_TEXT])
     assert status == 500 and "shared memory" in body, (status, body[:300])
 
     # What Triton and the canary alone say: all is well.
