@@ -45,7 +45,7 @@ def test_signals_follow_the_busiest_composing_model_under_any_name(tmp_path: Pat
         pytest.skip("prometheus comes with Debian's prometheus package (make system-deps)")
     rendered = rendered_settings.render(TEAM_A)
     rules = rendered_settings.prometheus_rule_file(rendered)
-    rules = {"groups": [{**group, "interval": "1s"} for group in rules["groups"]]}
+    rules = rendered_settings.with_evaluation_interval(rules, "1s")
     repository = build_foreign_repository(tmp_path / "models", upper_delay_ms=30)
     with LocalTritonServer(repository) as server:
         config = {

@@ -46,7 +46,8 @@ QUEUE_HEADROOM = 1.0
 REQUEST_RATE_HEADROOM = 0.9
 # What perf_analyzer prints when Triton's queue policy refuses requests.
 OVERLOAD_SIGNS = ("Request timeout expired", "Exceeds maximum queue size", "UNAVAILABLE")
-_RANGE = re.compile(r"\[\d+[smh]\]")
+# A range selector, or a subquery's range and step (`[30s:15s]`).
+_RANGE = re.compile(r"\[\d+[smh](:\d+[smh])?\]")
 
 
 class CalibrationError(RuntimeError):
@@ -87,8 +88,10 @@ class Calibration:
 
 
 def over_window(expression: str, seconds: float) -> str:
-    """A rule expression with every range selector set to `seconds`."""
-    return _RANGE.sub(f"[{max(2, round(seconds))}s]", expression)
+    """A rule expression with every range selector set to `seconds`; a subquery steps every
+    second, so that even a short level holds enough of its points."""
+    window = f"{max(2, round(seconds))}s"
+    return _RANGE.sub(lambda m: f"[{window}:1s]" if m.group(1) else f"[{window}]", expression)
 
 
 def signal_expressions(rendered: Render) -> dict[str, str]:

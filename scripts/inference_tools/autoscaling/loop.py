@@ -231,7 +231,7 @@ def run_loop(
             scrape_interval=f"{settings.scrape_interval_s}s",
         ),
     }
-    rule_file = _with_interval(
+    rule_file = rendered_settings.with_evaluation_interval(
         rendered_settings.prometheus_rule_file(hpa_rendered), f"{settings.scrape_interval_s}s"
     )
     # In the order the calibrated component patches them: queue time, pending, request rate.
@@ -338,11 +338,6 @@ def _first(values: Observation) -> float | None:
     if isinstance(values, Mapping):
         return next(iter(values.values()), None)
     return values
-
-
-def _with_interval(rule_file: dict[str, Any], interval: str) -> dict[str, Any]:
-    """The rendered rule groups with the loop's evaluation interval instead of theirs."""
-    return {"groups": [{**group, "interval": interval} for group in rule_file["groups"]]}
 
 
 def write_csv(rows: Sequence[LoopRow], path: Path) -> Path:
