@@ -50,11 +50,12 @@ def long_execution(
     model: str = "sleeper",
     requests: int = 12,
     model_control_mode: str | None = None,
+    drain: bool = True,
     work_dir: Path | None = None,
 ) -> ScenarioResult:
     """`requests` to `model`: the first alone, the rest 0.5 s later, queued behind its batch;
-    the pod's stop 1 s after the first. `model_control_mode` overrides the local default
-    (explicit, every model loaded)."""
+    the pod's stop 1 s after the first (`drain=False`: a bare SIGTERM, the control).
+    `model_control_mode` overrides the local default (explicit, every model loaded)."""
     extra_args = [f"--model-control-mode={model_control_mode}"] if model_control_mode else []
     server = start_like_the_pod(slow_model_repository, lifecycle, work_dir, extra_args)
     record = LoadRecord()
@@ -71,7 +72,7 @@ def long_execution(
             futures += [pool.submit(one, i) for i in range(1, requests)]
             time.sleep(0.5)  # the rest queued behind it
             in_flight = sum(not f.done() for f in futures)
-            exit_status, stopped_s = stop_like_the_pod(server, lifecycle)
+            exit_status, stopped_s = stop_like_the_pod(server, lifecycle, drain=drain)
             for future in futures:
                 future.result()
     finally:
@@ -86,7 +87,8 @@ def long_execution(
         + ("plain model" if model == "sleeper" else "ensemble")
         + (f", --model-control-mode={model_control_mode}" if model_control_mode else ""),
         load=f"{requests} gRPC request(s) to {model}, one batch executing, the rest queued",
-        faults=f"drain, then SIGTERM, with {in_flight} request(s) in flight",
+        faults=("drain, then SIGTERM" if drain else "bare SIGTERM")
+        + f", with {in_flight} request(s) in flight",
         requests_sent=record.sent,
         requests_failed=failed,
         recovery_s=None,
