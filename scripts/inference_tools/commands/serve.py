@@ -102,16 +102,21 @@ def run(args: argparse.Namespace) -> int:
     )
     stop_requested = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
-    server.start(timeout_s=args.startup_timeout)
-    print(
-        f"Triton is serving {args.model_repository}\n"
-        f"  HTTP    http://{server.http_url}   (try: curl {server.http_url}/v2/health/ready)\n"
-        f"  gRPC    {server.grpc_url}\n"
-        f"  metrics {server.metrics_url}\n"
-        f"  log     {server.log_path}\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
+    try:
+        server.start(timeout_s=args.startup_timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C while the models load: stop what has started, the same way as later.
+        stop_requested.set()
+    if not stop_requested.is_set():
+        print(
+            f"Triton is serving {args.model_repository}\n"
+            f"  HTTP    http://{server.http_url}   (try: curl {server.http_url}/v2/health/ready)\n"
+            f"  gRPC    {server.grpc_url}\n"
+            f"  metrics {server.metrics_url}\n"
+            f"  log     {server.log_path}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
     try:
         while not stop_requested.wait(timeout=1.0):
             if server.process is not None and server.process.poll() is not None:
