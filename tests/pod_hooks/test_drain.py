@@ -10,7 +10,6 @@ import http.server
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ import pytest
 from pod_hooks import drain
 
 from tests.clients import embed
+from tests.fakes.http_server import serving
 
 METRICS_TEMPLATE = """\
 # HELP nv_inference_pending_request_count Instantaneous number of pending requests
@@ -62,14 +62,8 @@ def metrics_server() -> Iterator[tuple[str, ScriptedMetrics]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/metrics", script
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/metrics", script
 
 
 def test_parse_activity_sums_pending_and_progress_over_models() -> None:

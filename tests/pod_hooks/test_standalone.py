@@ -8,14 +8,15 @@ import ast
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pod_hooks
 import pytest
 from inference_tools.local_server import free_port
+
+from tests.fakes.http_server import serving
 
 UNIT = Path(pod_hooks.__file__).resolve().parent
 HOOKS = {"triton-drain": "drain.py", "triton-probe": "health_probe.py"}
@@ -90,14 +91,8 @@ class MetricsPage(BaseHTTPRequestHandler):
 @pytest.fixture
 def metrics_server() -> Iterator[tuple[str, type[MetricsPage]]]:
     page = type("Page", (MetricsPage,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics", page
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(page) as url:
+        yield f"{url}/metrics", page
 
 
 PENDING = (

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 from pod_hooks import drain, unload_drain
 
+from tests.fakes.http_server import serving
+
 ENSEMBLE = {"platform": "ensemble"}
 
 
@@ -113,14 +115,8 @@ def fake_server(request) -> Iterator[tuple[str, FakeRepository]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", repository
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, repository
 
 
 def test_each_stage_waits_until_triton_released_the_last(fake_server) -> None:
