@@ -171,8 +171,9 @@ $(CRD_VALIDATION_STAMP): $(CRD_VALIDATION_DIR)/package-lock.json
 manifest-tools: $(CHECKOV_STAMP) $(CRD_VALIDATION_STAMP) ## Install checkov (.tools/checkov) and the CRD models (npm) that validate the manifests
 
 .PHONY: validate
-validate: setup manifest-tools ## Render every kustomize overlay and validate it offline: schemas, CRDs, checkov, promtool
+validate: setup manifest-tools ## Render every kustomize overlay and validate it offline: schemas, CRDs, checkov, promtool, cross-references, hadolint, actionlint, yamllint
 	$(CLI) validate-manifests
+	$(BIN)/pytest -q tests/kubernetes $(PYTEST_ARGS)
 
 .PHONY: test
 test: setup system-deps-where-possible manifest-tools ## Run the whole test suite, real-server tests included (CI's command)
