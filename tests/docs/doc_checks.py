@@ -45,6 +45,8 @@ from tests.docs.markdown_blocks import DocBlock
 # `<folder | file.onnx>`: a value the reader fills in.
 _PLACEHOLDER = re.compile(r"<[A-Za-z][^<>\n]*>")
 _OPERATORS = {"|", "||", "&&", ";", "&"}
+# `> file`, `2>/dev/null`, `2>&1`, `&> log`: where output goes, not arguments.
+_REDIRECTION = re.compile(r"(?<=\s)(\d|&)?(>>?|<)\s*(&\d|[^\s|&;]+)")
 # This repository as a remote kustomize base: read from the checkout instead.
 _REMOTE_BASE = re.compile(r"^https://github\.com/[^/]+/scalable-inference-server//(?P<path>[^?]+)")
 # Where tools of a cluster, a registry or a workstation run; never here.
@@ -58,8 +60,11 @@ EXTERNAL_PROGRAMS = {
     "kind",
     "minikube",
     "openssl",
+    "base64",
     "pip",
+    "sed",
     "set",
+    "tar",
 }
 # Made by `make setup` or by the commands themselves, never committed.
 _GENERATED_PREFIXES = (".venv/", ".work/", ".tools/", "perf/results/")
@@ -71,7 +76,9 @@ def shell_commands(script: str) -> list[list[str]]:
     commands: list[list[str]] = []
     for line in script.replace("\\\n", " ").splitlines():
         lexer = shlex.shlex(
-            _PLACEHOLDER.sub("PLACEHOLDER", line), posix=True, punctuation_chars="|&;"
+            _REDIRECTION.sub("", _PLACEHOLDER.sub("PLACEHOLDER", line)),
+            posix=True,
+            punctuation_chars="|&;",
         )
         lexer.whitespace_split = True
         lexer.commenters = "#"
@@ -310,14 +317,34 @@ class DocChecker:
                 return [f"merge-into={block.options['merge-into']}: no earlier block shows it"]
             base = yaml.safe_load((shown / "kustomization.yaml").read_text())
             merged = _merged(base, documents[0])
-            return self._check_kustomization(merged, block.name.replace(":", "-") + "-merged", None)
+            return self._check_kustomization(merged, _dir_name(block) + "-merged", None)
+        if "extends" in block.options:
+            extended = self.checkout / block.options["extends"]
+            kustomization = {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+            }
+            base = self.checkout / "kustomize" / "base"
+            if yaml.safe_load((extended / "kustomization.yaml").read_text())["kind"] == "Component":
+                kustomization |= {"resources": [str(base)], "components": [str(extended)]}
+            else:
+                kustomization |= {"resources": [str(extended)]}
+            # As the overlays do: generators merge only with objects of the same namespace.
+            kustomization["namespace"] = yaml.safe_load((base / "kustomization.yaml").read_text())[
+                "namespace"
+            ]
+            merged = _merged(kustomization, documents[0])
+            return self._check_kustomization(merged, _dir_name(block) + "-extends", None)
         problems = []
         for document in documents:
             if not isinstance(document, dict) or "kind" not in document:
-                problems.append("a YAML fragment: say what it extends with merge-into=DIR")
+                problems.append(
+                    "a YAML fragment: say what it extends (merge-into=DIR shown earlier in the "
+                    "page, or extends=DIR of the checkout)"
+                )
             elif document["kind"] == "Kustomization":
                 problems += self._check_kustomization(
-                    document, block.name.replace(":", "-"), block.first_line_comment
+                    document, _dir_name(block), block.first_line_comment
                 )
             else:
                 problems += self._check_object(document, block.name)
@@ -352,10 +379,11 @@ class DocChecker:
         return problems
 
     def _local_reference(self, entry: str, directory: Path) -> str:
+        """This repository's remote URL, or an absolute path, as kustomize wants it: relative."""
         match = _REMOTE_BASE.match(entry)
-        if not match:
-            return entry
-        return os.path.relpath(self.checkout / match.group("path"), directory)
+        if match:
+            return os.path.relpath(self.checkout / match.group("path"), directory)
+        return os.path.relpath(entry, directory) if Path(entry).is_absolute() else entry
 
     def _check_object(self, document: dict[str, Any], name: str) -> list[str]:
         problems = validate_core(Render(name, self.checkout, [document]))
@@ -386,6 +414,10 @@ def _kubectl_words_and_flags(arguments: list[str]) -> tuple[list[str], list[str]
         else:
             words.append(argument)
     return words, flags
+
+
+def _dir_name(block: DocBlock) -> str:
+    return re.sub(r"[/:]", "-", block.name)
 
 
 def _merged(base: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:

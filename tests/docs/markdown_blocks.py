@@ -8,7 +8,9 @@ rendered):
     <!-- doc-check: text -->       not a command: a diagram, a listing, sample output
 
 `validate` may name options after the kind, `key=value`: `merge-into=team-a` for a YAML fragment
-that extends the kustomization an earlier block of the page shows as `team-a/kustomization.yaml`.
+that extends the kustomization an earlier block of the page shows as `team-a/kustomization.yaml`;
+`extends=kustomize/overlays/gpu-s3` for one that extends a kustomization (or a component, on the
+base) of the checkout.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from pathlib import Path
 from tests.checkout import CHECKOUT
 
 KINDS = ("run", "validate", "text")
-DOCUMENTED_PAGES = (CHECKOUT / "README.md", *sorted((CHECKOUT / "docs").glob("*.md")))
+DOCUMENTED_PAGES = (
+    CHECKOUT / "README.md",
+    *sorted((CHECKOUT / "docs").glob("*.md")),
+    CHECKOUT / "perf" / "README.md",
+    *sorted((CHECKOUT / "kustomize").glob("**/README.md")),
+)
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)(?P<language>[\w+-]*)\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*doc-check:\s*(?P<body>.*?)\s*-->\s*$")
@@ -38,7 +45,8 @@ class DocBlock:
 
     @property
     def name(self) -> str:
-        return f"{self.page.name}:{self.line}"
+        page = self.page.relative_to(CHECKOUT) if self.page.is_relative_to(CHECKOUT) else self.page
+        return f"{page}:{self.line}"
 
     @property
     def first_line_comment(self) -> str | None:

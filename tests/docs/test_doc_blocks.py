@@ -22,7 +22,7 @@ def page_problems(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[st
     """Problems per block, each page checked in order (later blocks may use earlier files)."""
     problems: dict[str, list[str]] = {}
     for page in DOCUMENTED_PAGES:
-        checker = DocChecker(CHECKOUT, tmp_path_factory.mktemp(page.stem))
+        checker = DocChecker(CHECKOUT, tmp_path_factory.mktemp(page.parent.name))
         for block in blocks_in(page.read_text(), page):
             problems[block.name] = checker.check(block)
     return problems

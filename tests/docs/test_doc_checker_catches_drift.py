@@ -127,7 +127,7 @@ def test_shell_commands_reads_placeholders_pipelines_and_continuations() -> None
     script = (
         "make publish-model MODEL=<folder | file.onnx> [NAME=...]  # a comment\n"
         "kubectl kustomize x | kubectl apply -f - && echo done\n"
-        "inference-tools serve \\\n    --http-port 9000\n"
+        "inference-tools serve \\\n    --http-port 9000 > serve.log 2>&1\n"
     )
     assert shell_commands(script) == [
         ["make", "publish-model", "MODEL=PLACEHOLDER", "NAME=..."],

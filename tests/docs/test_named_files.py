@@ -1,4 +1,5 @@
-"""Paths the docs name in running text exist: README.md, docs/*.md and the components' READMEs.
+"""Paths the docs name in running text exist, on every documented page (README.md, docs/, the
+READMEs of perf/ and the kustomize components).
 
 A path is read from inline code (`like/this`) when its first folder exists where such a path is
 read from (the page's folder, the checkout, `kustomize/`, `scripts/`, ...); the whole path must
@@ -15,7 +16,7 @@ import pytest
 from tests.checkout import CHECKOUT
 from tests.docs.markdown_blocks import DOCUMENTED_PAGES
 
-PAGES = (*DOCUMENTED_PAGES, *sorted((CHECKOUT / "kustomize").glob("**/README.md")))
+PAGES = DOCUMENTED_PAGES
 SEARCHED = [
     CHECKOUT,
     CHECKOUT / "kustomize",
@@ -24,6 +25,7 @@ SEARCHED = [
     CHECKOUT / "model_repository",
     CHECKOUT / "tests",
 ]
+GENERATED = [CHECKOUT / "perf" / "results", CHECKOUT / ".work"]  # what the commands write
 # Named as what a reader creates, not as a file of this checkout.
 READER_CREATES = {"components/autoscaling-calibrated-gpu"}
 _API_VERSION = re.compile(r"^[\w.]+/v\d\w*$")  # autoscaling/v2 is an API group, not a folder
@@ -48,6 +50,8 @@ def missing_paths(page: Path, markdown: str) -> list[str]:
         if path in READER_CREATES or _API_VERSION.match(path):
             continue
         roots = [r for r in (page.parent, *SEARCHED) if (r / path.split("/")[0]).exists()]
+        if any((r / path).resolve().is_relative_to(g) for r in roots for g in GENERATED):
+            continue
         if roots and not any((r / path).exists() for r in roots):
             missing.append(path)
     return missing
