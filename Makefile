@@ -16,6 +16,8 @@ LOG_VERBOSE ?= 0
 PYTEST_ARGS ?=
 # make image: the serving image's reference (push it yourself, then pin it by digest: docs/kubernetes.md).
 IMAGE_REF ?= scalable-inference-server:dev
+# make tools-image: the tools image of the in-cluster calibration Job (kustomize/jobs/calibrate).
+TOOLS_IMAGE_REF ?= scalable-inference-server-tools:dev
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
@@ -113,12 +115,23 @@ system-deps-where-possible:
 	elif sudo -n true 2>/dev/null; then sudo $(MAKE) --no-print-directory system-deps; \
 	else echo "note: Debian packages missing and no root: the tests that need them will skip; install them with \`sudo make system-deps\`" >&2; fi
 
+# Both images build with Docker: say so, and what to do, where it cannot run.
+define require_docker
+	@command -v docker >/dev/null || { echo "make $@: no docker command on this machine. Build where Docker runs (CI pushes the images on tags: .github/workflows), or with any OCI builder (docker build)." >&2; exit 2; }
+	@timeout 20 docker info >/dev/null 2>&1 || { echo "make $@: the docker client is here but no Docker engine answers ('docker info' failed). Start the engine or point DOCKER_HOST at one, or build in CI (.github/workflows)." >&2; exit 2; }
+endef
+
 .PHONY: image
 image: ## Build the serving image (Dockerfile) with Docker as IMAGE_REF; says so where no Docker engine runs
-	@command -v docker >/dev/null || { echo "make image: no docker command on this machine. Build where Docker runs (CI pushes the image on tags: .github/workflows), or with any OCI builder: docker build -t IMAGE_REF ." >&2; exit 2; }
-	@timeout 20 docker info >/dev/null 2>&1 || { echo "make image: the docker client is here but no Docker engine answers ('docker info' failed). Start the engine or point DOCKER_HOST at one, or build in CI (.github/workflows)." >&2; exit 2; }
+	$(require_docker)
 	docker build -t $(IMAGE_REF) .
 	@echo "built $(IMAGE_REF); push it, then pin the pushed digest in your overlay (docs/kubernetes.md)"
+
+.PHONY: tools-image
+tools-image: ## Build the tools image (tools.Dockerfile: inference-tools, perf_analyzer, Prometheus, kubectl) as TOOLS_IMAGE_REF for the calibration Job
+	$(require_docker)
+	docker build -f tools.Dockerfile -t $(TOOLS_IMAGE_REF) .
+	@echo "built $(TOOLS_IMAGE_REF); push it and point kustomize/jobs/calibrate at it (docs/autoscaling.md)"
 
 .PHONY: serve
 serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000, gRPC 8001, metrics 8002) until Ctrl-C

@@ -1,11 +1,11 @@
-"""Renders every overlay (and every component on the base) once per session."""
+"""Renders every overlay (and every component on the base), and the Jobs, once per session."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from inference_tools.manifests.render import Render, render_all
+from inference_tools.manifests.render import Render, render_all, render_jobs
 
 from tests.checkout import KUSTOMIZE_DIR
 
@@ -30,3 +30,10 @@ def overlays(all_renders: list[Render]) -> list[Render]:
 @pytest.fixture(scope="session")
 def renders_by_name(all_renders: list[Render]) -> dict[str, Render]:
     return {r.name: r for r in all_renders}
+
+
+@pytest.fixture(scope="session")
+def job_renders() -> list[Render]:
+    found = render_jobs(KUSTOMIZE_DIR)
+    assert found, "no Job under kustomize/jobs"
+    return found

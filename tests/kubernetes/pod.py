@@ -99,3 +99,40 @@ def quantity_bytes(quantity: str) -> int:
     match = re.fullmatch(r"(\d+)([KMGT]i|[kMGT])?", str(quantity))
     assert match, f"unexpected quantity {quantity!r}"
     return int(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+# The volume types the restricted Pod Security Standard admits.
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def assert_restricted(render: Render, spec: Resource) -> None:
+    """The pod spec meets the restricted Pod Security Standard, with our own hardening on top:
+    a read-only root filesystem, requests and limits, no ServiceAccount token."""
+    assert spec["securityContext"]["runAsNonRoot"] is True, render.name
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["securityContext"]["runAsUser"] > 0
+    assert spec["automountServiceAccountToken"] is False
+    assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
+    for volume in spec["volumes"]:
+        kinds = set(volume) - {"name"}
+        assert kinds <= RESTRICTED_VOLUME_TYPES, (render.name, volume)
+    for c in spec["containers"]:
+        context = c["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, render.name
+        assert context["readOnlyRootFilesystem"] is True, render.name
+        assert context["capabilities"] == {"drop": ["ALL"]}, render.name
+        assert not context.get("privileged"), render.name
+        for resource in ("cpu", "memory", "ephemeral-storage"):
+            assert resource in c["resources"]["requests"], (render.name, resource)
+            assert resource in c["resources"]["limits"], (render.name, resource)
+    account = render.one("ServiceAccount", spec["serviceAccountName"])
+    assert account["automountServiceAccountToken"] is False

@@ -19,17 +19,19 @@ EXCEPTION_ROW = re.compile(r"^\| (CKV_[A-Z0-9_]+) [^|]*\| (\w+) `([^`]+)` \|", r
 
 
 @pytest.fixture(scope="module")
-def findings(overlays: list[Render], k8s_work_dir: Path) -> list[CheckovFinding]:
-    return validation.run_checkov(overlays, k8s_work_dir)
+def findings(
+    overlays: list[Render], job_renders: list[Render], k8s_work_dir: Path
+) -> list[CheckovFinding]:
+    return validation.run_checkov(overlays + job_renders, k8s_work_dir)
 
 
-def test_checkov_finds_no_failed_check_in_any_overlay(
-    findings: list[CheckovFinding], overlays: list[Render]
+def test_checkov_finds_no_failed_check_in_any_overlay_or_job(
+    findings: list[CheckovFinding], overlays: list[Render], job_renders: list[Render]
 ) -> None:
     failed = [f for f in findings if f.result == "failed"]
     assert failed == []
-    # checkov looked at every overlay (each has at least the base's documented skips).
-    assert {f.render for f in findings} == {r.name for r in overlays}
+    # checkov looked at every overlay and Job (each has at least one documented skip).
+    assert {f.render for f in findings} == {r.name for r in overlays + job_renders}
 
 
 def test_every_skip_has_a_reason_and_is_listed_in_the_exceptions_document(

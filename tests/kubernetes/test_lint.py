@@ -26,8 +26,9 @@ def _run(*command: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_dockerfile_passes_hadolint() -> None:
-    result = _run(BIN / "hadolint", "Dockerfile")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "tools.Dockerfile"])
+def test_dockerfiles_pass_hadolint(dockerfile: str) -> None:
+    result = _run(BIN / "hadolint", dockerfile)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

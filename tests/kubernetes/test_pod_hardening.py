@@ -15,6 +15,7 @@ from inference_tools.triton_runtime import prepare_runtime
 from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 from tests.kubernetes.pod import (
     UNRESOLVED,
+    assert_restricted,
     command_option,
     container,
     deployment,
@@ -26,43 +27,13 @@ from tests.kubernetes.pod import (
 )
 
 pytestmark = pytest.mark.kubernetes
-# The volume types the restricted Pod Security Standard admits.
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
 RESTRICTED_APIS = set(ADMIN_API_CATEGORIES)
 KILL_MARGIN_S = 5  # between Triton's last possible exit and the kubelet's SIGKILL
 
 
 def test_pods_meet_the_restricted_pod_security_standard(all_renders: list[Render]) -> None:
     for render in all_renders:
-        spec = pod_spec(render)
-        assert spec["securityContext"]["runAsNonRoot"] is True, render.name
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert spec["securityContext"]["runAsUser"] > 0
-        assert spec["automountServiceAccountToken"] is False
-        assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC")
-        for volume in spec["volumes"]:
-            kinds = set(volume) - {"name"}
-            assert kinds <= RESTRICTED_VOLUME_TYPES, (render.name, volume)
-        for c in spec["containers"]:
-            context = c["securityContext"]
-            assert context["allowPrivilegeEscalation"] is False, render.name
-            assert context["readOnlyRootFilesystem"] is True, render.name
-            assert context["capabilities"] == {"drop": ["ALL"]}, render.name
-            assert not context.get("privileged"), render.name
-            for resource in ("cpu", "memory", "ephemeral-storage"):
-                assert resource in c["resources"]["requests"], (render.name, resource)
-                assert resource in c["resources"]["limits"], (render.name, resource)
-        account = render.one("ServiceAccount", spec["serviceAccountName"])
-        assert account["automountServiceAccountToken"] is False
+        assert_restricted(render, pod_spec(render))
 
 
 def test_the_namespace_enforces_the_restricted_profile(all_renders: list[Render]) -> None:

@@ -1,5 +1,6 @@
 """Rendering the kustomize tree with `kubectl kustomize`: every overlay, and every component on
-top of the base (so that components no overlay uses yet are rendered too).
+top of the base (so that components no overlay uses yet are rendered too); the one-off Jobs of
+`jobs/` apart, since they deploy no Triton.
 
 The validation (`validation.py`), the cross-reference tests and the autoscaling tooling all read
 the rendered resources from here.
@@ -115,3 +116,8 @@ def render_all(work_dir: Path, kustomize_dir: Path = KUSTOMIZE_DIR) -> list[Rend
         for d in kustomizations(kustomize_dir / "components")
     ]
     return renders
+
+
+def render_jobs(kustomize_dir: Path = KUSTOMIZE_DIR) -> list[Render]:
+    """Every kustomization under `kustomize_dir/jobs` (Jobs run beside a release), as `job:NAME`."""
+    return [render(d, f"job:{d.name}") for d in kustomizations(kustomize_dir / "jobs")]

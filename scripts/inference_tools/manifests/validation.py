@@ -2,7 +2,7 @@
 
 No cluster is needed. Every overlay under kustomize/overlays/ is rendered with `kubectl kustomize`
 and checked; so is every component on top of the base, so that components no overlay uses yet
-are covered too. The checks:
+are covered too, and every Job under kustomize/jobs/. The checks:
 
 - core resources against the Kubernetes OpenAPI schemas of several minor versions, strictly
   (unknown fields are errors), with kubernetes-validate;
@@ -34,6 +34,7 @@ from inference_tools.manifests.render import (
     Resource,
     ToolMissing,
     render_all,
+    render_jobs,
     resource_id,
     resource_key,
 )
@@ -300,15 +301,16 @@ def validate_all(
     crd_dir: Path = CRD_VALIDATION_DIR,
 ) -> Report:
     report = Report()
-    renders = render_all(work_dir, kustomize_dir)
+    renders = render_all(work_dir, kustomize_dir) + render_jobs(kustomize_dir)
     for render_ in renders:
         report.add("kubernetes schemas", validate_core(render_))
         with tempfile.TemporaryDirectory(dir=work_dir) as rules_dir:
             report.add("promtool", promtool_check_rules(rule_groups(render_), Path(rules_dir)))
     report.add("custom resources", validate_custom_in(renders, crd_dir))
     report.add("implementation policies", validate_schema_kinds_in(renders))
-    overlays = [r for r in renders if not r.name.startswith("component:")]
-    findings = run_checkov(overlays, work_dir, checkov)
+    # What is deployed as it is: the overlays and the Jobs.
+    deployed = [r for r in renders if not r.name.startswith("component:")]
+    findings = run_checkov(deployed, work_dir, checkov)
     report.add(
         "checkov",
         [f"{f.render} {f.resource}: {f.check_id}" for f in findings if f.result == "failed"],
