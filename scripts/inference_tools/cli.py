@@ -3,9 +3,10 @@
 Each command lives in `inference_tools/commands/`, in a module named after it (a group of
 commands in a package: `commands/autoscaling/<action>.py` is `inference-tools autoscaling
 <action>`). Each exposes `register(subparsers)`; the parser it adds sets `func`, which receives
-the parsed arguments and returns the exit status, and has an epilog of examples. Every parser is
-a `command_parser.CommandParser`: the help format and the global options live there. The modules parse options and call the
-feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which hold the logic.
+the parsed arguments and returns the exit status, and has an epilog of examples. The modules
+parse options and call the feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which
+hold the logic. Every parser is a `command_parser.CommandParser`: the help format (defaults
+shown) and the global options live there.
 """
 
 from __future__ import annotations

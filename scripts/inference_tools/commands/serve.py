@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
         "administrative APIs are then open",
     )
     parser.add_argument(
-        "--log-verbose", type=int, default=0, help="Triton's --log-verbose level (0: off)"
+        "--log-verbose", type=int, default=0, help="Triton's --log-verbose level, 0 for off"
     )
     parser.add_argument(
         "--startup-timeout",
