@@ -226,11 +226,15 @@ def test_help_states_defaults_as_the_option_takes_them() -> None:
     parser = CommandParser(prog=PROG, description="defaults")
     parser.add_argument("--levels", type=str, default=(1, 2, 4), help="load levels")
     parser.add_argument("--rate", type=float, default=0.5, help="fraction of 100%% capacity")
+    parser.add_argument("--share", default="5%", help="share of the fleet")
+    parser.add_argument("--retries", type=int, default=0, help="retries")
     parser.add_argument("--name", help="name (default: the folder's)")
     parser.add_argument("--quiet", action="store_true", help="say less")
     text = " ".join(parser.format_help().split())
     assert "load levels (default: 1,2,4)" in text
     assert "fraction of 100% capacity (default: 0.5)" in text
+    assert "share of the fleet (default: 5%)" in text
+    assert "retries (default: 0)" in text
     assert "name (default: the folder's)" in text and "(default: None)" not in text
     assert "say less" in text and "(default: False)" not in text
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "build-models",
-        help="build model.onnx and tokenizer.json from the installed model package",
+        help="build the encoder, tokenizer and digit classifier files the repository needs",
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )

@@ -130,7 +130,11 @@ def register(subparsers: Any) -> None:
         epilog=ROLLBACK_EXAMPLES,
     )
     parser.add_argument("name", metavar="NAME", help="the published model's name in the store")
-    parser.add_argument("--to-version", type=int, help="version to serve (default: the previous)")
+    parser.add_argument(
+        "--to-version",
+        type=int,
+        help="version to serve (default: the highest one below the version served now)",
+    )
     _add_server_options(parser)
     parser.set_defaults(func=run_rollback)
 

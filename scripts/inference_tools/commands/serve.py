@@ -67,7 +67,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-build",
         action="store_true",
-        help="do not build missing model artefacts before starting",
+        help="do not build the generated model files first (built only for the default "
+        "repository, and only what changed)",
     )
     parser.add_argument(
         "triton_args",
