@@ -3,8 +3,10 @@
 Each command lives in `inference_tools/commands/`, in a module named after it (a group of
 commands in a package: `commands/autoscaling/<action>.py` is `inference-tools autoscaling
 <action>`). Each exposes `register(subparsers)`; the parser it adds sets `func`, which receives
-the parsed arguments and returns the exit status. The modules parse options and call the
-feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which hold the logic.
+the parsed arguments and returns the exit status, and has an epilog of examples. The modules
+parse options and call the feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which
+hold the logic. Every parser is a `command_parser.CommandParser`: the help format (defaults
+shown) and the global options live there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from inference_tools.command_parser import CommandParser
 from inference_tools.commands import (
     autoscaling,
     build_models,
@@ -42,17 +45,13 @@ DESCRIPTION = """\
 Tooling for a Triton Inference Server deployment: serve the model repository locally on the CPU,
 build the model artefacts, publish models, benchmark, and plan autoscaling.
 
-Run `inference-tools COMMAND --help` for the options of each command.
+Run `inference-tools COMMAND --help` for the options of each command. The global options
+(-v) go before or after the command.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="inference-tools",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser = CommandParser(prog="inference-tools", description=DESCRIPTION, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(subparsers)

@@ -297,7 +297,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="tritonserver's process id, whose CPU time (children included) tells whether it is "
-        "still executing; the container's PID 1 by default; 0 to ignore CPU time",
+        "still executing; 0 to ignore CPU time (default: %(default)s, the container's first "
+        "process)",
     )
     parser.add_argument(
         "--busy-cpu-cores",

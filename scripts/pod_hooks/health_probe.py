@@ -201,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="BYTES",
         help="unhealthy when the shared-memory filesystem has less free space than this; set "
-        "it to Triton's python,shm-growth-byte-size (default: 0, not checked)",
+        "it to Triton's python,shm-growth-byte-size (default: %(default)s, not checked)",
     )
     parser.add_argument(
         "--shm-path",

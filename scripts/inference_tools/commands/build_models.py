@@ -28,6 +28,11 @@ and the second model, a digit classifier trained from the digits scikit-learn sh
 The weights' sha256 is checked first. Stamp files (.build-stamp*.json) record what the files
 were built from; when nothing changed the command returns at once without writing.
 """
+EXAMPLES = """\
+Examples:
+  inference-tools build-models                  # into model_repository/, if anything changed
+  inference-tools build-models --force --model-repository /tmp/repository
+"""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,16 +43,16 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "build-models",
-        help="build model.onnx and tokenizer.json from the installed model package",
+        help="build the encoder, tokenizer and digit classifier files the repository needs",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
         "--model-repository",
         type=Path,
         default=MODEL_REPOSITORY,
         metavar="DIR",
-        help="model repository to write into (default: %(default)s)",
+        help="model repository to write into",
     )
     parser.add_argument(
         "--force",

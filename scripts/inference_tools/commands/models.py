@@ -26,6 +26,12 @@ With --json, one object (add --canaries for each entry model's canary request). 
 repository index and config APIs are restricted in the Deployment: the admin header's value
 comes from TRITON_ADMIN_KEY.
 """
+EXAMPLES = """\
+Examples:
+  inference-tools models                                  # the roles in model_repository/
+  inference-tools models --json --canaries
+  inference-tools models --url http://127.0.0.1:8000      # what a running server loaded
+"""
 
 
 def summary(roles: ModelRoles, canaries: bool) -> dict:
@@ -60,16 +66,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "models",
         help="list entry models, ensembles and composing models of a repository or a server",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
         "--model-repository",
         type=Path,
         default=MODEL_REPOSITORY,
         metavar="DIR",
-        help="repository folder to read (default: %(default)s)",
+        help="repository folder to read (without --url)",
     )
     parser.add_argument("--url", help="read a running Triton instead (http://host:port)")
-    parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.add_argument("--canaries", action="store_true", help="with --json: the canaries too")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the table"
+    )
+    parser.add_argument(
+        "--canaries",
+        action="store_true",
+        help="with --json: add each entry model's canary request (what the probe sends)",
+    )
     parser.set_defaults(func=run)

@@ -16,22 +16,32 @@ DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
 # The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
 PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
-HELP = """\
+DESCRIPTION = """\
+Benchmark a served model with perf_analyzer, next to the baselines it is compared with:
+
+  run      measure, then write the report (results.csv, breakdown.csv, report.md, plots)
+  tune     compare encoder instance counts and thread settings, served side by side
+  report   write the report again from an existing results folder
+  dataset  write the benchmark's texts as perf_analyzer --input-data JSON
+
+Run `inference-tools perf ACTION --help` for the options of each.
+"""
+
+RUN_HELP = """\
 Measure a model with perf_analyzer (concurrency sweep, constant and Poisson request rates,
 server-side queue and compute per composing model): --model, else the repository's first
 ensemble (text_embedding here). For the embedding ensemble, the same run measures on the same
 machine the in-process pipeline and a FastAPI microservice around it. Writes results.csv,
 breakdown.csv, report.md and two PNG plots into --out.
-
+"""
+RUN_EXAMPLES = """\
 Examples:
   inference-tools perf run                              # starts a local server on free ports
   inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
-  inference-tools perf run --model digits                 # another model, Triton alone
+  inference-tools perf run --model digits               # another model, Triton alone
   inference-tools perf run --serving-path only          # the serving path alone (lookup encoder)
   inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
-  inference-tools perf report perf/results/cluster      # report from perf_analyzer CSVs only
-  inference-tools perf tune --variants 2x1,1x2,2x2      # encoder instances x threads
-  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
+  inference-tools perf run --concurrency 1,8,32 --offered-fractions 0.5
 """
 
 TUNE_HELP = """\
@@ -40,10 +50,33 @@ Runtime intra_op_thread_count of minilm, nothing else changed), all at once on f
 measure them in turn, round after round, next to the in-process floor. Writes tuning.md (medians
 and the two ratios of `perf run` that these settings move) and tuning.csv (every sample).
 Run it on the hardware you deploy to, then copy the winner into minilm's config.pbtxt.
-
+"""
+TUNE_EXAMPLES = """\
 Examples:
   inference-tools perf tune                                  # defaults from the CPU count
   inference-tools perf tune --variants 16x1,4x4,2x8 --rounds 3
+"""
+
+REPORT_HELP = """\
+Write report.md, results.csv, breakdown.csv and the plots again from the measurements under
+RESULTS/raw: a folder that `perf run` wrote, or one unpacked from the CSVs the Kubernetes perf
+Job prints (kustomize/components/perf-job/README.md).
+"""
+REPORT_EXAMPLES = """\
+Examples:
+  inference-tools perf report perf/results/latest
+  inference-tools perf report perf/results/cluster/pod  # from the perf Job's CSVs only
+"""
+
+DATASET_HELP = """\
+Write the benchmark's texts as a perf_analyzer --input-data JSON file. The texts come from a
+fixed seed, so the file is the same on every run; the default output is the copy the Kubernetes
+perf Job mounts (a ConfigMap takes files from inside its kustomization only).
+"""
+DATASET_EXAMPLES = """\
+Examples:
+  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
+  inference-tools perf dataset /tmp/input_data.json
 """
 
 
@@ -59,17 +92,23 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "perf",
         help="benchmark Triton against the in-process and microservice baselines",
-        description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
     )
     commands = parser.add_subparsers(dest="perf_command", metavar="ACTION", required=True)
 
-    run = commands.add_parser("run", help="measure, then write the report")
+    run = commands.add_parser(
+        "run", help="measure, then write the report", description=RUN_HELP, epilog=RUN_EXAMPLES
+    )
     run.add_argument(
         "--url",
         help="Triton to measure (host:port of HTTP or gRPC); default: start a local server",
     )
-    run.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    run.add_argument(
+        "--protocol",
+        choices=("http", "grpc"),
+        default="http",
+        help="protocol perf_analyzer speaks to Triton; --url then names that protocol's port",
+    )
     run.add_argument(
         "--model",
         help="model to load (default: the repository's first ensemble clients call, else its "
@@ -77,23 +116,43 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument(
         "--metrics-url",
-        help="Triton's metrics endpoint for --collect-metrics (host:port/metrics)",
+        help="Triton's metrics endpoint for --collect-metrics (host:port/metrics); the local "
+        "server's when the run starts one",
     )
-    run.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    run.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="repository to serve locally (without --url) and to read the model's config from",
+    )
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     run.add_argument(
         "--duration-ms",
         type=int,
         default=4000,
-        help="perf_analyzer measurement window per trial, in ms (default: %(default)s)",
+        help="perf_analyzer measurement window per trial, in ms",
     )
-    run.add_argument("--concurrency", type=_ints, default=(1, 2, 4, 8, 16, 32))
-    run.add_argument("--microservice-concurrency", type=_ints, default=(1, 2, 4, 8))
+    run.add_argument(
+        "--concurrency",
+        type=_ints,
+        default=(1, 2, 4, 8, 16, 32),
+        metavar="LEVELS",
+        help="requests in flight at each level of the closed-loop sweep, comma-separated",
+    )
+    run.add_argument(
+        "--microservice-concurrency",
+        type=_ints,
+        default=(1, 2, 4, 8),
+        metavar="LEVELS",
+        help="the levels of --concurrency at which the microservice is measured too",
+    )
     run.add_argument(
         "--offered-fractions",
         type=_floats,
         default=(0.3, 0.6, 0.9),
-        help="fixed request rates, as fractions of the microservice's capacity",
+        metavar="FRACTIONS",
+        help="fixed request rates, as fractions of the microservice's capacity, comma-separated "
+        "(each at constant and at Poisson arrivals)",
     )
     run.add_argument(
         "--no-baselines",
@@ -106,8 +165,8 @@ def register(subparsers: Any) -> None:
         default="include",
         help="the serving path alone, with the encoder swapped for a near-zero-cost lookup "
         "graph: texts/s per CPU core for 1- and 64-text requests over HTTP and gRPC. "
-        "'include' (default) runs it after the rest where the run starts the local server, "
-        "'only' runs nothing else",
+        "'include' runs it after the rest where the run starts the local server, "
+        "'only' runs nothing else, 'skip' leaves it out",
     )
     run.add_argument(
         "--smoke",
@@ -120,7 +179,7 @@ def register(subparsers: Any) -> None:
         "tune",
         help="compare encoder instance counts and thread settings, served side by side",
         description=TUNE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=TUNE_EXAMPLES,
     )
     tune.add_argument(
         "--variants",
@@ -128,23 +187,46 @@ def register(subparsers: Any) -> None:
         help="comma-separated INSTANCESxTHREADS of the encoder, e.g. 2x1,1x2 "
         "(default: one thread per core, one instance with every core, and two halves)",
     )
-    tune.add_argument("--concurrency", type=_ints, default=(1, 16))
-    tune.add_argument("--rounds", type=int, default=2, help="(default: %(default)s)")
     tune.add_argument(
-        "--duration-ms", type=int, default=4000, help="perf_analyzer window (default: %(default)s)"
+        "--concurrency",
+        type=_ints,
+        default=(1, 16),
+        metavar="LEVELS",
+        help="requests in flight at which each variant is measured, comma-separated",
     )
-    tune.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    tune.add_argument("--rounds", type=int, default=2, help="measurements of every variant")
+    tune.add_argument(
+        "--duration-ms", type=int, default=4000, help="perf_analyzer measurement window, in ms"
+    )
+    tune.add_argument(
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="repository whose ensemble each variant serves",
+    )
     tune.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
     tune.set_defaults(func=tune_command)
 
     data = commands.add_parser(
-        "dataset", help="write the data set as perf_analyzer --input-data JSON (reproducible)"
+        "dataset",
+        help="write the data set as perf_analyzer --input-data JSON (reproducible)",
+        description=DATASET_HELP,
+        epilog=DATASET_EXAMPLES,
     )
-    data.add_argument("output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA)
+    data.add_argument(
+        "output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA, help="JSON file to write"
+    )
     data.set_defaults(func=dataset_command)
 
-    report = commands.add_parser("report", help="write the report of an existing results folder")
-    report.add_argument("results", type=Path)
+    report = commands.add_parser(
+        "report",
+        help="write the report of an existing results folder",
+        description=REPORT_HELP,
+        epilog=REPORT_EXAMPLES,
+    )
+    report.add_argument(
+        "results", type=Path, help="results folder; its raw/ holds the measurements"
+    )
     report.set_defaults(func=report_command)
 
 

@@ -31,7 +31,8 @@ Servers must run with --model-control-mode=explicit. The repository API key (Tri
 --http-restricted-api header value) is read from $TRITON_ADMIN_KEY or --admin-key-file, never
 from the command line. S3 credentials come from the standard AWS chain (AWS_* variables,
 ~/.aws, instance or pod roles).
-
+"""
+PUBLISH_EXAMPLES = """\
 Examples:
   inference-tools publish model_repository/minilm --store .work/model-store \\
       --triton-url 127.0.0.1:8000
@@ -42,9 +43,12 @@ Examples:
 ROLLBACK_HELP = """\
 Serve an earlier version of a model again (by default the highest one below the version served
 now): the config's version_policy is written back in one step and every server reloads.
-
-Example:
+"""
+ROLLBACK_EXAMPLES = """\
+Examples:
   inference-tools rollback scorer --store s3://models/prod --kube-deployment triton
+  inference-tools rollback minilm --to-version 1 --store .work/model-store \\
+      --triton-url 127.0.0.1:8000
 """
 
 
@@ -66,27 +70,25 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     servers.add_argument(
         "--kube-deployment", help="switch every pod of this Triton Deployment (via the API server)"
     )
-    servers.add_argument("--kube-namespace", default="inference", help="(default: %(default)s)")
+    servers.add_argument("--kube-namespace", default="inference", help="the Deployment's namespace")
     servers.add_argument("--kube-context", help="kubeconfig context (default: the current one)")
-    servers.add_argument(
-        "--kube-port", default="8000", help="Triton's HTTP container port (default: %(default)s)"
-    )
+    servers.add_argument("--kube-port", default="8000", help="Triton's HTTP container port")
     servers.add_argument(
         "--admin-header",
         default=DEFAULT_ADMIN_HEADER,
-        help="header of Triton's restricted repository API (default: %(default)s)",
+        help="header of Triton's restricted repository API",
     )
     servers.add_argument(
         "--admin-key-file",
         type=Path,
-        help=f"file holding that header's value (default: ${ADMIN_KEY_ENV})",
+        help=f"file holding that header's value (default: the value of ${ADMIN_KEY_ENV})",
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="how long a server may take to load a version (default: %(default)s)",
+        help="how long a server may take to load a version",
     )
 
 
@@ -95,9 +97,15 @@ def register(subparsers: Any) -> None:
         "publish",
         help="validate a model, publish it to the model store and roll it out",
         description=PUBLISH_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=PUBLISH_EXAMPLES,
     )
-    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL")
+    parser.add_argument(
+        "models",
+        nargs="+",
+        type=Path,
+        metavar="MODEL",
+        help="a model folder (config.pbtxt and version folders) or a bare .onnx file",
+    )
     parser.add_argument("--name", help="model name (default: the config's name or the folder's)")
     parser.add_argument(
         "--version", type=int, help="version number (default: one above the highest stored)"
@@ -119,10 +127,14 @@ def register(subparsers: Any) -> None:
         "rollback",
         help="serve an earlier version of a published model again",
         description=ROLLBACK_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ROLLBACK_EXAMPLES,
     )
-    parser.add_argument("name", metavar="NAME")
-    parser.add_argument("--to-version", type=int, help="version to serve (default: the previous)")
+    parser.add_argument("name", metavar="NAME", help="the published model's name in the store")
+    parser.add_argument(
+        "--to-version",
+        type=int,
+        help="version to serve (default: the highest one below the version served now)",
+    )
     _add_server_options(parser)
     parser.set_defaults(func=run_rollback)
 

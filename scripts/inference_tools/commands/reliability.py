@@ -34,8 +34,9 @@ probe timings read from the rendered Kubernetes manifests, and write the summary
 without it, which must fail: that is how the table shows the tests can tell the difference.
 
 Takes about 25 minutes with the default soak; needs nginx (make system-deps) and kubectl.
-
-Example:
+"""
+EXAMPLES = """\
+Examples:
   inference-tools reliability                         # all, 10-minute soak
   inference-tools reliability --soak-minutes 60 --only soak
 """
@@ -115,27 +116,29 @@ def register(subparsers: Any) -> None:
         "reliability",
         help="run the fault and overload scenarios and write the summary table",
         description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
-        "--model-repository", type=Path, default=MODEL_REPOSITORY, help="(default: %(default)s)"
+        "--model-repository",
+        type=Path,
+        default=MODEL_REPOSITORY,
+        help="model repository the scenarios serve",
     )
     parser.add_argument(
         "--overlay",
         default=DEFAULT_OVERLAY,
-        help="kustomize overlay whose timings to replay (default: %(default)s)",
+        help="overlay (kustomize/overlays/NAME) whose shutdown sequence and probe timings to "
+        "replay",
     )
     parser.add_argument(
         "--slow-model-repository",
         type=Path,
         default=drain_cases.SLOW_MODEL_REPOSITORY,
-        help=(
-            "a repository whose model sleeps in execute, as a GPU kernel would "
-            "(default: the one shipped with the package)"
-        ),
+        help="a repository whose model sleeps in execute, as a GPU kernel would; the one "
+        "shipped with the package by default",
     )
     parser.add_argument(
-        "--soak-minutes", type=float, default=10.0, help="soak length (default: %(default)s)"
+        "--soak-minutes", type=float, default=10.0, help="length of the soak scenario"
     )
     parser.add_argument(
         "--only",
@@ -147,7 +150,8 @@ def register(subparsers: Any) -> None:
         "--out",
         type=Path,
         default=None,
-        help="folder for reliability-summary.md/.csv (default: .work/reliability)",
+        help="folder for reliability-summary.md/.csv (default: reliability/ in the work folder, "
+        ".work or $INFERENCE_TOOLS_WORK_DIR)",
     )
     parser.set_defaults(func=run)
 

@@ -23,10 +23,12 @@ Serve a Triton model repository with the real tritonserver 2.51.0 that nvidia-py
 on the CPU, with no cluster, GPU or container. ONNX models keep `backend: "onnxruntime"`: a
 Python-based backend of that name runs them with the onnxruntime package. Ctrl-C (or SIGTERM)
 stops the server cleanly.
-
-Example:
+"""
+EXAMPLES = """\
+Examples:
   inference-tools serve                      # model_repository/ on 8000/8001/8002
   inference-tools serve --http-port 9000 --log-verbose 1
+  inference-tools serve --no-build -- --log-info=false   # extra tritonserver flags after --
 """
 
 
@@ -35,41 +37,38 @@ def register(subparsers: Any) -> None:
         "serve",
         help="serve the model repository with a real Triton on this machine",
         description=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
         "--model-repository",
         type=Path,
         default=MODEL_REPOSITORY,
-        help="model repository folder (default: %(default)s)",
+        help="model repository folder to serve",
     )
-    parser.add_argument(
-        "--http-port", type=int, default=8000, help="HTTP/REST port (default: 8000)"
-    )
-    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default: 8001)")
-    parser.add_argument(
-        "--metrics-port", type=int, default=8002, help="Prometheus metrics port (default: 8002)"
-    )
+    parser.add_argument("--http-port", type=int, default=8000, help="HTTP/REST port")
+    parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port")
+    parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
     parser.add_argument(
         "--address",
         default="127.0.0.1",
-        help="address to listen on (default: 127.0.0.1; 0.0.0.0 exposes the server to the "
-        "network, and warns which administrative APIs are then open)",
+        help="address to listen on; 0.0.0.0 exposes the server to the network, and warns which "
+        "administrative APIs are then open",
     )
     parser.add_argument(
-        "--log-verbose", type=int, default=0, help="Triton's --log-verbose level (0: off)"
+        "--log-verbose", type=int, default=0, help="Triton's --log-verbose level, 0 for off"
     )
     parser.add_argument(
         "--startup-timeout",
         type=float,
         default=180.0,
         metavar="SECONDS",
-        help="how long to wait for every model to be ready (default: %(default)s)",
+        help="how long to wait for every model to be ready",
     )
     parser.add_argument(
         "--no-build",
         action="store_true",
-        help="do not build missing model artefacts before starting",
+        help="do not build the generated model files first (built only for the default "
+        "repository, and only what changed)",
     )
     parser.add_argument(
         "triton_args",

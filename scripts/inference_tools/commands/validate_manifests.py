@@ -9,6 +9,12 @@ from pathlib import Path
 from inference_tools.manifests import validation
 from inference_tools.paths import KUSTOMIZE_DIR
 
+EXAMPLES = """\
+Examples:
+  inference-tools validate-manifests          # ./kustomize, with the tools of make manifest-tools
+  inference-tools validate-manifests --kustomize-dir /src/deploy/kustomize --checkov checkov
+"""
+
 
 def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="validate-manifests-") as work:
@@ -27,25 +33,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate-manifests",
         help="render every kustomize overlay and validate it offline (schemas, CRDs, checkov)",
         description=validation.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
         "--kustomize-dir",
         type=Path,
         default=KUSTOMIZE_DIR,
-        help="folder with base/, components/ and overlays/ (default: %(default)s)",
+        help="folder with base/, components/ and overlays/",
     )
     parser.add_argument(
         "--checkov",
         type=Path,
         default=validation.CHECKOV,
-        help="checkov executable; checkov on PATH where it is absent (default: %(default)s)",
+        help="checkov executable; checkov on PATH where it is absent",
     )
     parser.add_argument(
         "--crd-validation-dir",
         type=Path,
         default=validation.CRD_VALIDATION_DIR,
-        help="validate.mjs with the CRD models installed beside it by `npm ci` "
-        "(default: the copy in this package)",
+        help="folder of validate.mjs with the CRD models installed beside it by `npm ci` "
+        "(`make manifest-tools`); the default is the copy in this package",
     )
     parser.set_defaults(func=run)

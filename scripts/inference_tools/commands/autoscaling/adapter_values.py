@@ -20,10 +20,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = f"""\
+Print values for the prometheus-community/prometheus-adapter Helm chart with the custom-metrics
+rules of an overlay (under rules.custom). The overlay renders the same rules as the ConfigMap
+{rendered_settings.ADAPTER_CONFIG_MAP}, which stays inert in the application namespace:
+prometheus-adapter's own release must carry them for the HPA to get its metrics.
+"""
+EXAMPLES = """\
+Example:
+  inference-tools autoscaling adapter-values kustomize/overlays/gpu-hpa > adapter-values.yaml
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "adapter-values",
         help="print prometheus-adapter Helm values with an overlay's custom-metrics rules",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
     )
-    parser.add_argument("overlay", type=Path, help="an overlay with components/autoscaling-hpa")
+    parser.add_argument(
+        "overlay", type=Path, help="an overlay folder with components/autoscaling-hpa"
+    )
     parser.set_defaults(func=run)

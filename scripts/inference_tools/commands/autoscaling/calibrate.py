@@ -8,8 +8,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-from prometheus_api_client import PrometheusConnect
+from typing import TYPE_CHECKING
 
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
@@ -17,8 +16,10 @@ from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests.render import Render
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
-from inference_tools.perf.targets import resolve_target
 from inference_tools.prometheus_runner import LocalPrometheus
+
+if TYPE_CHECKING:
+    from prometheus_api_client import PrometheusConnect
 
 DEFAULT_COMPONENT = KUSTOMIZE_DIR / "components" / "autoscaling-calibrated"
 DEFAULT_OUT_DIR = RESULTS_DIR / "calibration"
@@ -53,6 +54,9 @@ def prometheus_for(
     args: argparse.Namespace, metrics_url: str, rendered: Render
 ) -> Iterator[tuple[PrometheusConnect, str, str | None]]:
     """(client, pod, namespace): the cluster's Prometheus for --pod, or a local one."""
+    # Imported here, as the model configs below: `--help` stays quick without them.
+    from prometheus_api_client import PrometheusConnect
+
     if args.prometheus_url:
         if not args.pod:
             raise SystemExit("--prometheus-url needs --pod (the pod under load)")
@@ -70,6 +74,8 @@ def prometheus_for(
 
 
 def run(args: argparse.Namespace) -> int:
+    from inference_tools.perf.targets import resolve_target
+
     rendered = rendered_settings.render(args.kustomization)
     expressions = calibrate.signal_expressions(rendered)
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
@@ -113,33 +119,59 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = f"""\
+Sweep the load on one Triton (the local one, or --grpc-url) with perf_analyzer, compute the
+queue time per request, pending requests and request rate at each level with the rendered
+recording rules' expressions, interpolate them to where p95 latency crosses --objective-ms, and
+write the targets as a kustomize component with the measurements in a comment: the queue
+signals' values there times --headroom, the request rate's times {calibrate.REQUEST_RATE_HEADROOM:g}
+(the HPA adds a pod 10% above its target).
+
+Against a cluster: --grpc-url names one pod, and either --metrics-url (a local Prometheus
+scrapes it) or --prometheus-url with --pod (the cluster's Prometheus already does).
+"""
+EXAMPLES = """\
+Examples:
+  inference-tools autoscaling calibrate --objective-ms 500        # the local CPU Triton
+  inference-tools autoscaling calibrate --objective-ms 150 --levels 1,2,4,8,16,32,64,128 \\
+      --grpc-url 10.0.0.12:8001 \\
+      --prometheus-url http://prometheus-operated.monitoring.svc:9090 \\
+      --pod triton-7d9f-abcde --namespace inference \\
+      --kustomization kustomize/overlays/gpu-keda --component /tmp/autoscaling-calibrated-gpu
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "calibrate",
         help="sweep load, find where p95 crosses the objective, write the HPA/KEDA targets",
-        description=(
-            "Sweep the load on one Triton (the local one, or --grpc-url) with perf_analyzer, "
-            "compute the queue time per request and pending requests at each level with the "
-            "rendered recording rules' expressions, interpolate both to where p95 latency "
-            "crosses --objective-ms, and write the targets (times --headroom) as a kustomize "
-            "component with the measurements in a comment."
-        ),
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
     )
-    parser.add_argument("--objective-ms", type=float, required=True, help="p95 latency objective")
     parser.add_argument(
-        "--levels", default="1,2,4,8,16,24,32", help="perf_analyzer concurrencies, comma-separated"
+        "--objective-ms",
+        type=float,
+        required=True,
+        help="p95 latency objective, in ms: the targets are the signals where p95 crosses it",
+    )
+    parser.add_argument(
+        "--levels",
+        default="1,2,4,8,16,24,32",
+        help="perf_analyzer concurrencies to sweep, comma-separated; p95 must cross the "
+        "objective between two of them",
     )
     parser.add_argument(
         "--headroom",
         type=float,
         default=calibrate.QUEUE_HEADROOM,
-        help="targets = value at the crossing x this",
+        help="the queue signals' targets are their values at the crossing times this",
     )
     parser.add_argument(
         "--kustomization",
         type=Path,
         default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa",
-        help="overlay whose recording rules and ServiceMonitor to use",
+        help="overlay whose recording rules give the signals' expressions and whose "
+        "ServiceMonitor the local Prometheus copies",
     )
     parser.add_argument(
         "--model",
@@ -151,23 +183,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=MODEL_REPOSITORY,
         help="the repository served locally (without --grpc-url), whose configs name the model "
-        "and its inputs (default: %(default)s)",
+        "and its inputs",
     )
-    parser.add_argument("--grpc-url", help="host:port of a remote Triton (one pod)")
-    parser.add_argument("--metrics-url", help="its metrics URL, scraped by a local Prometheus")
     parser.add_argument(
-        "--prometheus-url", help="query this Prometheus (the cluster's) instead of a local one"
+        "--grpc-url",
+        help="host:port of a remote Triton to load (one pod) instead of a local server; needs "
+        "--metrics-url, or --prometheus-url and --pod",
+    )
+    parser.add_argument(
+        "--metrics-url",
+        help="with --grpc-url: that server's metrics URL (http://host:port/metrics), which a "
+        "local Prometheus then scrapes",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        help="query this Prometheus (the cluster's, which scrapes the pod under load) instead "
+        "of starting a local one; needs --pod",
     )
     parser.add_argument("--pod", help="with --prometheus-url: the pod under load")
-    parser.add_argument("--namespace", help="with --prometheus-url: the pod's namespace")
-    parser.add_argument("--measurement-interval-ms", type=int, default=5000)
+    parser.add_argument(
+        "--namespace",
+        help="with --prometheus-url: the pod's namespace (default: a pod of that name in any "
+        "namespace)",
+    )
+    parser.add_argument(
+        "--measurement-interval-ms",
+        type=int,
+        default=5000,
+        help="perf_analyzer measurement window per level, in ms",
+    )
     parser.add_argument(
         "--stability-percentage",
         type=float,
         default=30.0,
         help="perf_analyzer's; raise it on a busy machine",
     )
-    parser.add_argument("--scrape-interval", type=int, default=1, help="local Prometheus, s")
-    parser.add_argument("--component", type=Path, default=DEFAULT_COMPONENT)
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument(
+        "--scrape-interval",
+        type=int,
+        default=1,
+        help="scrape interval of the local Prometheus, in seconds",
+    )
+    parser.add_argument(
+        "--component",
+        type=Path,
+        default=DEFAULT_COMPONENT,
+        help="folder to write the calibrated component (kustomization.yaml) into",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help="folder for the measurements: perf_analyzer's files, the input data, the local "
+        "Prometheus' data",
+    )
     parser.set_defaults(func=run)

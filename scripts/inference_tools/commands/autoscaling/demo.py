@@ -83,30 +83,38 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Serve the model repository with a real Triton, put a stepped load on it with perf_analyzer
+(low, well above one replica's capacity, none), scrape it with a real Prometheus loaded with the
+rendered recording rules, evaluate the rendered adapter and KEDA queries every sync period and
+apply the HPA algorithm with the rendered settings. Writes a CSV timeline, a PNG plot and a
+summary (how long the scale-out decision took after the step, and the return to the minimum).
+"""
+EXAMPLES = """\
+Examples:
+  inference-tools autoscaling demo                  # HPA and KEDA, five minutes at most
+  inference-tools autoscaling demo --no-keda --high-concurrency 32 --high-seconds 90
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the autoscaling loop locally: Triton, Prometheus, perf_analyzer, HPA algorithm",
-        description=(
-            "Serve the model repository with a real Triton, put a stepped load on it with "
-            "perf_analyzer (low, well above one replica's capacity, none), scrape it with a real "
-            "Prometheus loaded with the rendered recording rules, evaluate the rendered adapter "
-            "and KEDA queries every sync period and apply the HPA algorithm with the rendered "
-            "settings. Writes a CSV timeline, a PNG plot and a summary."
-        ),
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
         "--model-repository",
         type=Path,
         default=MODEL_REPOSITORY,
-        help="model repository to serve (default: %(default)s)",
+        help="model repository to serve",
     )
     parser.add_argument(
         "--kustomize-dir",
         type=Path,
         default=KUSTOMIZE_DIR,
-        help="kustomize folder whose overlays/cpu-hpa and cpu-keda the loop runs "
-        "(default: %(default)s)",
+        help="kustomize folder whose overlays/cpu-hpa and cpu-keda the loop runs",
     )
     parser.add_argument(
         "--hpa-kustomization",
@@ -119,17 +127,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="another kustomization for the KEDA path (default: overlays/cpu-keda, loop settings)",
     )
     parser.add_argument("--no-keda", action="store_true", help="only the HPA path")
-    parser.add_argument("--low-concurrency", type=int, default=1)
-    parser.add_argument("--low-seconds", type=float, default=30.0)
-    parser.add_argument("--high-concurrency", type=int, default=24)
-    parser.add_argument("--high-seconds", type=float, default=60.0)
-    parser.add_argument(
+    phases = parser.add_argument_group(
+        "load phases", "low load, then high load (the step), then none until back at the minimum"
+    )
+    phases.add_argument(
+        "--low-concurrency",
+        type=int,
+        default=1,
+        help="requests in flight in the first phase, within one replica's capacity",
+    )
+    phases.add_argument("--low-seconds", type=float, default=30.0, help="length of the first phase")
+    phases.add_argument(
+        "--high-concurrency",
+        type=int,
+        default=24,
+        help="requests in flight in the step, well above one replica's capacity",
+    )
+    phases.add_argument("--high-seconds", type=float, default=60.0, help="length of the step")
+    phases.add_argument(
         "--idle-seconds",
         type=float,
         default=180.0,
         help="longest wait for the return to the minimum after the load stops",
     )
-    parser.add_argument("--scrape-interval", type=int, default=1, help="seconds")
-    parser.add_argument("--sync-period", type=float, default=3.0, help="HPA sync, seconds")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument(
+        "--scrape-interval",
+        type=int,
+        default=1,
+        help="scrape interval of the local Prometheus, in seconds",
+    )
+    parser.add_argument(
+        "--sync-period",
+        type=float,
+        default=3.0,
+        help="how often both autoscalers decide, in seconds; a cluster's HPA decides every 15",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help="folder for the timeline CSV, the plot, the summary and the loop's kustomizations",
+    )
     parser.set_defaults(func=run)

@@ -116,29 +116,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+A simulation, not a measurement: pods serve with the batch service times measured on the local
+Triton and start in the measured model load time plus a node/image delay; step, spike and
+diurnal traces are served under the oracle autoscaler (true demand, no delay, exactly the pods
+it needs at the calibrated per-pod capacity) and under the HPA algorithm with the rendered
+policy, its request-rate signal alone, the previous queue-only policy and CPU utilisation.
+Reports p95/p99 latency, seconds over the latency objective, replica-seconds and refusals, each
+against the oracle, as a table and plots.
+"""
+EXAMPLES = """\
+Examples:
+  inference-tools autoscaling simulate                  # measures service times the first time
+  inference-tools autoscaling simulate --objective-ms 300 --node-delay-seconds 120 \\
+      --kustomization kustomize/overlays/gpu-hpa
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="capacity SIMULATION: replicas, HPA loop, traces, scaling signals compared",
-        description=(
-            "A simulation, not a measurement: pods serve with the batch service times measured "
-            "on the local Triton and start in the measured model load time plus a node/image "
-            "delay; step, spike and diurnal traces are served under the oracle autoscaler (true "
-            "demand, no delay, exactly the pods it needs at the calibrated per-pod capacity) "
-            "and under the HPA algorithm with the rendered policy, its request-rate signal "
-            "alone, the previous queue-only policy and CPU utilisation. Reports p95/p99 "
-            "latency, seconds over the latency objective, replica-seconds and refusals, each "
-            "against the oracle, as a table and plots."
-        ),
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
     )
     parser.add_argument(
-        "--kustomization", type=Path, default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa"
+        "--kustomization",
+        type=Path,
+        default=KUSTOMIZE_DIR / "overlays" / "cpu-hpa",
+        help="overlay whose HorizontalPodAutoscaler and adapter rules are simulated",
     )
     parser.add_argument(
         "--service-times",
         type=Path,
         default=DEFAULT_OUT_DIR / "service-times.json",
-        help="measurements to reuse; measured afresh (about 2 minutes) when the file is absent",
+        help="measurements to reuse; where the file is absent, measured afresh (about 2 minutes) "
+        "and saved in --out-dir",
     )
     parser.add_argument(
         "--node-delay-seconds",
@@ -146,7 +159,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=60.0,
         help="node provisioning and image pull added to the model load time",
     )
-    parser.add_argument("--objective-ms", type=float, default=500.0, help="p95 latency objective")
-    parser.add_argument("--scale", type=float, default=1.0, help="stretch or shrink the traces")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
+    parser.add_argument(
+        "--objective-ms", type=float, default=500.0, help="p95 latency objective, in ms"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="stretch (above 1) or shrink the traces' durations",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        help="folder for the table (CSV, Markdown), the plots, the context and the measurements",
+    )
     parser.set_defaults(func=run)
