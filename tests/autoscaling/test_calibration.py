@@ -9,7 +9,6 @@ import pytest
 import yaml
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.calibrate import LevelResult
-from inference_tools.autoscaling.quantity import parse_quantity
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.commands.autoscaling.calibrate import CALIBRATION_POD
 from inference_tools.local_server import LocalTritonServer
@@ -100,7 +99,13 @@ def test_generated_component_sets_the_targets_of_hpa_and_keda(overlay: Path, tmp
             t.threshold for t in rendered_settings.keda_triggers(rendered.one("ScaledObject"))
         ]
     assert targets == [pytest.approx(20000.0), pytest.approx(3.2), pytest.approx(108.0)]
-    assert parse_quantity("3200m") == pytest.approx(3.2)
+
+
+def test_targets_are_written_as_the_api_writes_quantities() -> None:
+    assert calibrate.quantity_text(20000) == "20000"
+    assert calibrate.quantity_text(108.0) == "108"
+    assert calibrate.quantity_text(3.2) == "3200m"
+    assert calibrate.quantity_text(0.125) == "125m"
 
 
 @pytest.mark.server

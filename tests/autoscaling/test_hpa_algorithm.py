@@ -23,7 +23,6 @@ from inference_tools.autoscaling.hpa import (
     replicas_for_external_metric,
     replicas_for_per_pod_metric,
 )
-from inference_tools.autoscaling.quantity import parse_quantity
 
 LATENCY = MetricTarget("Pods", "latency", "AverageValue", 0.1)  # target 100m
 TOLERANCE = Tolerances()
@@ -371,8 +370,26 @@ def test_keda_value_20ms_threshold_5ms_with_3_replicas_gives_12() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "value"),
-    [("100m", 0.1), ("20k", 20000), ("1.5", 1.5), ("100Mi", 100 * 2**20), (3, 3.0), ("2e3", 2000)],
+    ("written", "value"),
+    [
+        ("100m", 0.1),
+        ("20k", 20000),
+        ("1.5", 1.5),
+        ("100Mi", 100 * 2**20),
+        ("3", 3.0),
+        ("2e3", 2000),
+    ],
 )
-def test_quantities(text: str | int, value: float) -> None:
-    assert math.isclose(parse_quantity(text), value)
+def test_targets_and_tolerances_read_as_kubernetes_quantities(written: str, value: float) -> None:
+    manifest = yaml.safe_load(HPA_HEAD.replace("averageValue: 100m", f"averageValue: {written}"))
+    manifest["spec"]["behavior"] = {"scaleUp": {"tolerance": written}}
+    spec = HPASpec.from_manifest(manifest)
+    assert math.isclose(spec.metrics[0].target, value)
+    assert math.isclose(spec.behavior.scale_up.tolerance, value)
+
+
+@pytest.mark.parametrize("written", ["fast", "1.5x", ".nan", "true"])
+def test_a_target_that_is_not_a_quantity_is_refused(written: str) -> None:
+    manifest = HPA_HEAD.replace("averageValue: 100m", f"averageValue: {written}")
+    with pytest.raises(ValueError, match=r"quantity|number format"):
+        HPASpec.from_manifest(yaml.safe_load(manifest))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -29,6 +31,10 @@ AWS_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 BUCKET = "models"
+KMS_BUCKET = "models-kms"
+MIB = 1024 * 1024
+# S3's smallest part: an 11 MiB file goes up as parts of 5, 5 and 1 MiB.
+PART_BYTES = 5 * MIB
 
 
 @pytest.fixture(scope="module")
@@ -73,46 +79,160 @@ def test_s3_urls_in_both_spellings():
         S3Location.parse("s3://bucket/a/../b")
 
 
-def test_large_files_go_up_in_verified_parts(tmp_path, s3_endpoint):
-    store = S3Store(
-        f"s3://{s3_endpoint}/{BUCKET}/multipart",
-        multipart_threshold=5 * 1024 * 1024,
-        multipart_chunk_size=5 * 1024 * 1024,
+def part_store(endpoint: str, bucket: str, prefix: str, client=None) -> S3Store:
+    return S3Store(
+        f"s3://{endpoint}/{bucket}/{prefix}",
+        client=client,
+        multipart_threshold=PART_BYTES,
+        multipart_chunk_size=PART_BYTES,
     )
-    weights = tmp_path / "weights.bin"
-    weights.write_bytes(os.urandom(11 * 1024 * 1024))
-    store.upload_version("big", 1, {"weights.bin": weights})
-    head = store.client.head_object(Bucket=BUCKET, Key="multipart/big/1/weights.bin")
-    assert head["ETag"].endswith('-3"')  # 5 + 5 + 1 MiB: three parts
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """One file under the multipart threshold (one PUT), one over it (three parts)."""
+    files = {"vocab.txt": folder / "vocab.txt", "weights.bin": folder / "weights.bin"}
+    files["vocab.txt"].write_bytes(os.urandom(1000))
+    files["weights.bin"].write_bytes(os.urandom(11 * MIB))
+    return files
+
+
+def test_one_put_and_multipart_uploads_carry_sha256_checksums_that_verify(tmp_path, s3_endpoint):
+    store = part_store(s3_endpoint, BUCKET, "checksums")
+    files = model_files(tmp_path)
+    store.upload_version("big", 1, files)
+    client = store.client
+    small = client.head_object(
+        Bucket=BUCKET, Key="checksums/big/1/vocab.txt", ChecksumMode="ENABLED"
+    )
+    # One PUT: S3's checksum is the SHA256 of the file.
+    file_sha256 = hashlib.sha256(files["vocab.txt"].read_bytes()).digest()
+    assert small["ChecksumSHA256"] == base64.b64encode(file_sha256).decode()
+    large = client.get_object(
+        Bucket=BUCKET, Key="checksums/big/1/weights.bin", ChecksumMode="ENABLED"
+    )
+    large["Body"].close()
+    # Three parts, each checked on arrival: S3's checksum is a composite of the three.
+    assert large["ChecksumType"] == "COMPOSITE"
+    assert large["ChecksumSHA256"].endswith("-3")
     assert store.version_folders("big") == [1]
-    assert store.read_manifest("big", 1)["files"]["weights.bin"]["size"] == 11 * 1024 * 1024
+    assert store.read_manifest("big", 1)["files"]["weights.bin"]["size"] == 11 * MIB
     with pytest.raises(VersionExistsError):
-        store.upload_version("big", 1, {"weights.bin": weights})
+        store.upload_version("big", 1, files)
+
+
+class ReplacingClient:
+    """An S3 client after whose upload of `replaced` another writer puts different bytes of the
+    same size under the same key, with the same settings: only the content differs."""
+
+    def __init__(self, client, replaced: str) -> None:
+        self._client = client
+        self._replaced = replaced
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def upload_file(self, filename, bucket, key, **kwargs):
+        self._client.upload_file(filename, bucket, key, **kwargs)
+        if key.endswith("/" + self._replaced):
+            data = bytearray(Path(filename).read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            other = Path(filename).with_name("other-writer.bin")
+            other.write_bytes(data)
+            kwargs.pop("Callback", None)
+            self._client.upload_file(str(other), bucket, key, **kwargs)
+
+
+@pytest.mark.parametrize("replaced", ["vocab.txt", "weights.bin"], ids=["one-put", "multipart"])
+def test_an_object_replaced_after_upload_fails_verification(tmp_path, s3_endpoint, replaced):
+    real = part_store(s3_endpoint, BUCKET, f"replaced-{replaced}")
+    store = part_store(
+        s3_endpoint, BUCKET, f"replaced-{replaced}", ReplacingClient(real.client, replaced)
+    )
+    with pytest.raises(StoreError, match=f"{replaced} failed verification: SHA256 checksum"):
+        store.upload_version("big", 1, model_files(tmp_path))
+    assert real.read_manifest("big", 1) is None
 
 
 class CorruptingClient:
     """An S3 client whose uploads lose a byte on the way: what verification must catch."""
 
-    def __init__(self, client) -> None:
+    def __init__(self, client, **put_arguments) -> None:
         self._client = client
+        self._put_arguments = put_arguments
 
     def __getattr__(self, name):
         return getattr(self._client, name)
 
     def upload_file(self, filename, bucket, key, **kwargs):
         data = Path(filename).read_bytes()[:-1]
-        self._client.put_object(
-            Bucket=bucket, Key=key, Body=data, Metadata=kwargs["ExtraArgs"]["Metadata"]
-        )
+        self._client.put_object(Bucket=bucket, Key=key, Body=data, **self._put_arguments)
 
 
 def test_a_corrupted_upload_fails_verification_and_writes_no_manifest(tmp_path, s3_endpoint):
     real = S3Store(f"s3://{s3_endpoint}/{BUCKET}/corrupt")
-    store = S3Store(f"s3://{s3_endpoint}/{BUCKET}/corrupt", client=CorruptingClient(real.client))
+    corrupting = CorruptingClient(real.client, ChecksumAlgorithm="SHA256")
+    store = S3Store(f"s3://{s3_endpoint}/{BUCKET}/corrupt", client=corrupting)
     model = scaler_folder(tmp_path, "scaler", 1.0) / "1" / "model.onnx"
-    with pytest.raises(StoreError, match="failed verification"):
+    with pytest.raises(StoreError, match=r"size .* of the local file; SHA256 checksum") as error:
+        store.upload_version("scaler", 1, {"model.onnx": model})
+    assert "Publish again" in str(error.value)
+    assert real.read_manifest("scaler", 1) is None
+
+
+def test_an_object_without_a_sha256_checksum_fails_verification(tmp_path, s3_endpoint):
+    real = S3Store(f"s3://{s3_endpoint}/{BUCKET}/unchecked")
+    # Written as by another tool or a server that keeps no SHA256: boto3's default is CRC32.
+    store = S3Store(f"s3://{s3_endpoint}/{BUCKET}/unchecked", client=CorruptingClient(real.client))
+    model = scaler_folder(tmp_path, "scaler", 1.0) / "1" / "model.onnx"
+    with pytest.raises(StoreError, match="returned no SHA256 checksum"):
         store.upload_version("scaler", 1, {"model.onnx": model})
     assert real.read_manifest("scaler", 1) is None
+
+
+@pytest.fixture(scope="module")
+def kms_key(s3_endpoint) -> str:
+    """A bucket whose objects are encrypted with a KMS key by default (SSE-KMS); the key's ARN."""
+    key = boto3.client("kms", endpoint_url=s3_endpoint).create_key(Description="publish tests")
+    arn = key["KeyMetadata"]["Arn"]
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket=KMS_BUCKET)
+    s3.put_bucket_encryption(
+        Bucket=KMS_BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": arn,
+                    }
+                }
+            ]
+        },
+    )
+    return arn
+
+
+def etags_as_s3_gives_sse_kms_objects(client) -> None:
+    """S3 gives an SSE-KMS object an ETag that is not an MD5 of its bytes; moto still gives the
+    MD5. Rewrite what HeadObject and GetObject return as S3 would: verification must not care."""
+
+    def not_an_md5(parsed, **_):
+        if "ETag" in parsed:
+            parsed["ETag"] = f'"{os.urandom(16).hex()}"'
+
+    for operation in ("HeadObject", "GetObject"):
+        client.meta.events.register(f"after-call.s3.{operation}", not_an_md5)
+
+
+def test_an_sse_kms_bucket_publishes_and_verifies(tmp_path, s3_endpoint, kms_key):
+    store = part_store(s3_endpoint, KMS_BUCKET, "encrypted")
+    etags_as_s3_gives_sse_kms_objects(store.client)
+    files = model_files(tmp_path)
+    store.upload_version("big", 1, files)
+    for name in files:
+        head = store.client.head_object(Bucket=KMS_BUCKET, Key=f"encrypted/big/1/{name}")
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", kms_key)
+    assert sorted(store.read_manifest("big", 1)["files"]) == sorted(files)
 
 
 @pytest.fixture(scope="module")

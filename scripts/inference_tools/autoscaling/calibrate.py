@@ -17,13 +17,13 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from prometheus_api_client import PrometheusConnect
 
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.autoscaling.quantity import format_quantity
 from inference_tools.manifests.render import Render
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
@@ -238,13 +238,22 @@ def _targets_comment(calibration: Calibration, results: Sequence[LevelResult], s
     return "\n".join(lines) + "\n"
 
 
+def quantity_text(value: float) -> str:
+    """A target as the API writes quantities back: whole numbers bare, others in milli-units."""
+    from kubernetes.utils.quantity import format_quantity  # see hpa.quantity_value
+
+    if value == int(value):
+        return str(int(value))
+    return format_quantity(Decimal(str(value)), "m", quantize=Decimal(1))
+
+
 def component_files(
     calibration: Calibration, results: Sequence[LevelResult], source: str
 ) -> dict[str, str]:
     """kustomization.yaml of a Component patching the HPA's and the ScaledObject's targets."""
-    queue = format_quantity(round(calibration.queue_target_us))
-    pending = format_quantity(round(calibration.pending_target, 3))
-    rate = format_quantity(round(calibration.request_rate_target, 1))
+    queue = quantity_text(round(calibration.queue_target_us))
+    pending = quantity_text(round(calibration.pending_target, 3))
+    rate = quantity_text(round(calibration.request_rate_target, 1))
     comment = _targets_comment(calibration, results, source)
     patches: list[dict[str, Any]] = [
         {

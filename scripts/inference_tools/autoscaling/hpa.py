@@ -26,8 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference_tools.autoscaling.quantity import parse_quantity
-
 DEFAULT_TOLERANCE = 0.1
 DEFAULT_DOWNSCALE_STABILIZATION_SECONDS = 300
 DEFAULT_SYNC_PERIOD_SECONDS = 15
@@ -44,6 +42,21 @@ EXTERNAL_METRIC = "External"
 AVERAGE_VALUE = "AverageValue"
 VALUE = "Value"
 UTILIZATION = "Utilization"
+
+
+def quantity_value(quantity: str | int | float) -> float:
+    """A quantity from a manifest ("250m", "20k", "1.5Gi", or a YAML number) as a float.
+
+    Kubernetes' own parser reads it (exact, as a Decimal); the algorithm works in floats.
+    """
+    # Imported here: the kubernetes package takes a fifth of a second, which `--help` need not pay.
+    from kubernetes.utils import parse_quantity
+
+    value = parse_quantity(quantity)  # ValueError on text that is not a quantity
+    # The parser takes any Python number: a YAML `true` or `.nan` is not a quantity.
+    if isinstance(quantity, bool) or not value.is_finite():
+        raise ValueError(f"not a quantity: {quantity!r}")
+    return float(value)
 
 
 class MetricUnavailableError(RuntimeError):
@@ -121,7 +134,7 @@ def _rules_from_manifest(
         ),
         policies=policies,
         select_policy=rules.get("selectPolicy", SELECT_MAX),
-        tolerance=None if tolerance is None else parse_quantity(tolerance),
+        tolerance=None if tolerance is None else quantity_value(tolerance),
     )
 
 
@@ -174,7 +187,7 @@ def _metric_from_manifest(metric: Mapping[str, Any]) -> MetricTarget:
         VALUE: "value",
         UTILIZATION: "averageUtilization",
     }[target_type]
-    return MetricTarget(source, name, target_type, parse_quantity(target[field_name]))
+    return MetricTarget(source, name, target_type, quantity_value(target[field_name]))
 
 
 @dataclass(frozen=True)

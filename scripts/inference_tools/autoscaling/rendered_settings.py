@@ -20,8 +20,8 @@ from inference_tools.autoscaling.hpa import (
     Behavior,
     HPASpec,
     MetricTarget,
+    quantity_value,
 )
-from inference_tools.autoscaling.quantity import parse_quantity
 from inference_tools.manifests import render as rendering
 from inference_tools.manifests.render import Render
 from inference_tools.manifests.validation import rule_groups
@@ -202,7 +202,7 @@ def keda_triggers(scaled_object: Manifest) -> list[KedaTrigger]:
                 name=trigger.get("name", f"s{index}-prometheus"),
                 metric_type=trigger.get("metricType", "AverageValue"),
                 query=metadata["query"],
-                threshold=parse_quantity(metadata["threshold"]),
+                threshold=quantity_value(metadata["threshold"]),
             )
         )
     return triggers

@@ -1,12 +1,16 @@
 """The S3 model store: `s3://bucket/prefix`, or Triton's `s3://http://host:port/bucket/prefix`.
 
 Credentials come from boto3's standard chain (environment, shared files, instance or pod
-roles), never from the command line. Large files go up in parts; each object's ETag, which S3
-computes from the bytes it received, is compared with the one computed here.
+roles), never from the command line. Large files go up in parts. Every request that carries file
+bytes (the one PUT, or each part) also carries their SHA256, which S3 checks before it accepts
+them; afterwards the SHA256 checksum S3 stored for each object is compared with one computed
+here from the local file. S3 keeps these checksums whatever the encryption, whereas an ETag is
+not an MD5 of the bytes under SSE-KMS.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -15,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference_tools.model_artifacts import sha256_file
 from inference_tools.publishing.names import check_model_name, check_version, parse_version_folder
 from inference_tools.publishing.stores import (
     CONFIG_FILE,
@@ -34,6 +37,9 @@ PLAIN_S3_URL = re.compile(r"s3://(?P<bucket>[^/]+)/?(?P<prefix>.*)")
 HASH_BLOCK_BYTES = 1 << 20
 MULTIPART_THRESHOLD_BYTES = 16 * 1024 * 1024
 MULTIPART_CHUNK_BYTES = 16 * 1024 * 1024
+# SHA256: the manifest's algorithm too. S3 keeps a multipart object's SHA256 as a composite
+# (the only type S3 offers for SHA256 on multipart uploads); CRC types could be full-object.
+CHECKSUM_ALGORITHM = "SHA256"
 
 
 @dataclass(frozen=True)
@@ -61,24 +67,47 @@ class S3Location:
         return f"s3://{base}{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 
 
-def expected_etag(path: Path, threshold: int, chunk_size: int) -> str:
-    """The ETag S3 gives an object uploaded by s3transfer with these settings (no SSE-KMS)."""
+def _base64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def local_checksums(path: Path, threshold: int, chunk_size: int) -> tuple[str, str]:
+    """(the file's sha256 in hex, the ChecksumSHA256 S3 stores for it when s3transfer uploads it
+    with these settings).
+
+    One PUT: the SHA256 of the bytes. Multipart: a composite, the SHA256 of the parts' SHA256
+    digests joined in part order, then "-" and the part count (Amazon S3 User Guide, "Checking
+    object integrity", part-level checksums for multipart uploads).
+    """
     from s3transfer.utils import ChunksizeAdjuster
 
     size = path.stat().st_size
+    whole = hashlib.sha256()
     if size < threshold:
-        digest = hashlib.md5(usedforsecurity=False)
         with path.open("rb") as handle:
             while block := handle.read(HASH_BLOCK_BYTES):
-                digest.update(block)
-        return f'"{digest.hexdigest()}"'
+                whole.update(block)
+        return whole.hexdigest(), _base64(whole.digest())
+    # The part size s3transfer itself uses (it raises the chunk size past 10,000 parts).
     part_size = ChunksizeAdjuster().adjust_chunksize(chunk_size, size)
     part_digests = []
     with path.open("rb") as handle:
         while part := handle.read(part_size):
-            part_digests.append(hashlib.md5(part, usedforsecurity=False).digest())
-    combined = hashlib.md5(b"".join(part_digests), usedforsecurity=False).hexdigest()
-    return f'"{combined}-{len(part_digests)}"'
+            whole.update(part)
+            part_digests.append(hashlib.sha256(part).digest())
+    composite = _base64(hashlib.sha256(b"".join(part_digests)).digest())
+    return whole.hexdigest(), f"{composite}-{len(part_digests)}"
+
+
+def same_checksum(stored: str, expected: str) -> bool:
+    """Whether a checksum S3 reports is the one expected.
+
+    HeadObject gives a composite its part count ("...=-3"; base64 has no "-"); GetObjectAttributes
+    and some S3-compatible servers leave the count out. The digest covers every part either way.
+    """
+    digest, _, parts = stored.partition("-")
+    expected_digest, _, expected_parts = expected.partition("-")
+    return digest == expected_digest and parts in ("", expected_parts)
 
 
 class S3Store(ModelStore):
@@ -174,22 +203,33 @@ class S3Store(ModelStore):
         transfer = TransferConfig(
             multipart_threshold=self.multipart_threshold,
             multipart_chunksize=self.multipart_chunk_size,
+            # The CRT client may choose other part sizes; the composite checksum depends on them.
+            preferred_transfer_client="classic",
         )
         records: dict[str, FileRecord] = {}
+        expected: dict[str, str] = {}
         with progress_bar(sum(p.stat().st_size for p in files.values()), name) as bar:
             for relative, source in files.items():
-                checksum = sha256_file(source)
+                sha256, expected[relative] = local_checksums(
+                    source, self.multipart_threshold, self.multipart_chunk_size
+                )
                 self.client.upload_file(
                     str(source),
                     self.location.bucket,
                     folder + relative,
-                    ExtraArgs={"Metadata": {"sha256": checksum}},
+                    # boto3 computes each request's SHA256 from the bytes it sends; S3 refuses
+                    # a request whose bytes do not match. The metadata keeps the whole file's
+                    # sha256 with the object: a multipart object's S3 checksum is a composite.
+                    ExtraArgs={
+                        "ChecksumAlgorithm": CHECKSUM_ALGORITHM,
+                        "Metadata": {"sha256": sha256},
+                    },
                     Config=transfer,
                     Callback=bar.update,
                 )
-                records[relative] = FileRecord(source.stat().st_size, checksum)
-        for relative, source in files.items():
-            self._verify(folder + relative, source, records[relative])
+                records[relative] = FileRecord(source.stat().st_size, sha256)
+        for relative in files:
+            self._verify(folder + relative, records[relative], expected[relative])
         # Last: its presence says every file above is complete and verified.
         self.client.put_object(
             Bucket=self.location.bucket,
@@ -198,18 +238,30 @@ class S3Store(ModelStore):
             ContentType="application/json",
         )
 
-    def _verify(self, key: str, source: Path, record: FileRecord) -> None:
-        head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+    def _verify(self, key: str, record: FileRecord, expected_checksum: str) -> None:
+        """The object S3 holds is the local file: its size, and the checksum S3 stored."""
+        head = self.client.head_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
         problems = []
         if head["ContentLength"] != record.size:
-            problems.append(f"size {head['ContentLength']} != {record.size}")
-        etag = expected_etag(source, self.multipart_threshold, self.multipart_chunk_size)
-        if head["ETag"] != etag:
-            problems.append(f"ETag {head['ETag']} != {etag}")
-        if head.get("Metadata", {}).get("sha256") != record.sha256:
-            problems.append("sha256 metadata differs")
+            problems.append(f"size {head['ContentLength']} != {record.size} of the local file")
+        stored = head.get(f"Checksum{CHECKSUM_ALGORITHM}")
+        if stored is None:
+            problems.append(
+                f"S3 returned no {CHECKSUM_ALGORITHM} checksum for it: the server keeps no "
+                "additional checksums, or something else wrote the object"
+            )
+        elif not same_checksum(stored, expected_checksum):
+            problems.append(
+                f"{CHECKSUM_ALGORITHM} checksum {stored} != {expected_checksum} computed from "
+                "the local file"
+            )
         if problems:
-            raise StoreError(f"s3://{self.location.bucket}/{key} failed verification: {problems}")
+            raise StoreError(
+                f"s3://{self.location.bucket}/{key} failed verification: {'; '.join(problems)}. "
+                "Publish again; if it fails again, check that nothing else writes under "
+                f"s3://{self.location.bucket}/{self._folder()} and that the S3 server supports "
+                f"{CHECKSUM_ALGORITHM} checksums (ChecksumAlgorithm)"
+            )
 
     def delete_version(self, name: str, version: int) -> None:
         keys, _ = self._list(self._folder(check_model_name(name), str(check_version(version))))
