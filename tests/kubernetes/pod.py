@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from inference_tools.manifests.render import Render
+from kubernetes.utils import parse_quantity
 
 Resource = dict[str, Any]
 VARIABLE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
@@ -93,12 +94,8 @@ def labels_match(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 
 def quantity_bytes(quantity: str) -> int:
-    """Kubernetes memory quantities (Ki, Mi, Gi, k, M, G or plain bytes) in bytes."""
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6}
-    units |= {"G": 10**9, "T": 10**12}
-    match = re.fullmatch(r"(\d+)([KMGT]i|[kMGT])?", str(quantity))
-    assert match, f"unexpected quantity {quantity!r}"
-    return int(match.group(1)) * units.get(match.group(2) or "", 1)
+    """A Kubernetes memory quantity (`8Gi`, `512M`, plain bytes) in bytes."""
+    return int(parse_quantity(quantity))
 
 
 # The volume types the restricted Pod Security Standard admits.

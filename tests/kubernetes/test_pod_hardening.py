@@ -11,6 +11,7 @@ from inference_tools.manifests import render as rendering
 from inference_tools.manifests.render import Render
 from inference_tools.paths import work_dir
 from inference_tools.triton_runtime import prepare_runtime
+from kubernetes.utils import parse_quantity
 
 from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 from tests.kubernetes.pod import (
@@ -104,8 +105,7 @@ def test_model_repository_comes_from_the_image_or_a_component(all_renders: list[
 
 
 def _cpu_limit(render: Render) -> float:
-    quantity = str(container(render)["resources"]["limits"]["cpu"])
-    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    return float(parse_quantity(container(render)["resources"]["limits"]["cpu"]))
 
 
 def _python_backend_instances(render: Render) -> int:
