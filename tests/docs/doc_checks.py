@@ -66,6 +66,7 @@ EXTERNAL_PROGRAMS = {
     "set",
     "tar",
 }
+_MAKE_FAILED = "the dry run `make -n` exits"
 # Made by `make setup` or by the commands themselves, never committed.
 _GENERATED_PREFIXES = (".venv/", ".work/", ".tools/", "perf/results/")
 
@@ -197,7 +198,10 @@ class DocChecker:
         ]
         # Placeholders (`<folder>`, `...`) read as a value any option takes.
         values = {k: "1" if v in {"PLACEHOLDER", "..."} else v for k, v in variables.items()}
-        for command in shell_commands(self._make_dry_run(targets, values, cwd)):
+        dry_run = self._make_dry_run(targets, values, cwd)
+        if dry_run.startswith(_MAKE_FAILED):
+            return [*problems, dry_run]
+        for command in shell_commands(dry_run):
             if Path(command[0]).name == "inference-tools" and "--help" not in command:
                 problems += [f"runs `{shlex.join(command)}`: {p}" for p in parse_cli(command[1:])]
         return problems
@@ -216,7 +220,9 @@ class DocChecker:
             text=True,
             check=False,
         )
-        return result.stdout + result.stderr
+        if result.returncode != 0:
+            return f"{_MAKE_FAILED} {result.returncode}: {result.stderr.strip()}"
+        return result.stdout
 
     def _check_inference_tools(self, argv: list[str], cwd: Path) -> list[str]:
         if "--help" in argv or "-h" in argv:
