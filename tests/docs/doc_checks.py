@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import io
 import itertools
 import os
@@ -40,7 +41,9 @@ from inference_tools.cli import build_parser
 from inference_tools.manifests.render import Render, kubectl, render
 from inference_tools.manifests.validation import validate_core
 
+from tests.checkout import CHECKOUT
 from tests.docs.markdown_blocks import DocBlock
+from tests.makefile import makefile_targets, run_make
 
 # `<folder | file.onnx>`: a value the reader fills in.
 _PLACEHOLDER = re.compile(r"<[A-Za-z][^<>\n]*>")
@@ -111,6 +114,16 @@ class DocChecker:
     _renders: dict[Path, Render] = field(default_factory=dict)
     _kubectl_help: dict[tuple[str, ...], str] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _top_level(self) -> set[str]:
+        return {p.name for p in self.checkout.iterdir() if not p.name.startswith(".")}
+
+    @functools.cached_property
+    def _kubectl_global_options(self) -> str:
+        return subprocess.run(
+            [kubectl(), "options"], capture_output=True, text=True, check=False
+        ).stdout
+
     # --- blocks -----------------------------------------------------------------------------
 
     def check(self, block: DocBlock) -> list[str]:
@@ -161,15 +174,14 @@ class DocChecker:
 
     def _files_named(self, argv: list[str], cwd: Path) -> Iterator[str]:
         """Arguments that name a file of this checkout must exist."""
-        top_level = {p.name for p in self.checkout.iterdir() if not p.name.startswith(".")}
         for argument in argv[1:]:
             value = argument.split("=", 1)[1] if re.match(r"^-*[\w-]+=", argument) else argument
             for word in value.split():
                 path = word.split("::")[0]
                 if path.startswith(_GENERATED_PREFIXES) or "$" in path or "://" in path:
                     continue
-                names_a_file = path in top_level or (
-                    "/" in path and path.split("/")[0] in top_level
+                names_a_file = path in self._top_level or (
+                    "/" in path and path.split("/")[0] in self._top_level
                 )
                 if names_a_file and not (cwd / path).exists():
                     yield f"{path} does not exist"
@@ -183,9 +195,8 @@ class DocChecker:
     def _check_make(self, argv: list[str], cwd: Path) -> list[str]:
         targets = [a for a in argv[1:] if "=" not in a and not a.startswith("-")]
         variables = dict(a.split("=", 1) for a in argv[1:] if "=" in a)
-        problems = [
-            f"no target {t} in the Makefile" for t in targets if t not in makefile_targets()
-        ]
+        known = makefile_targets(self.checkout / "Makefile")
+        problems = [f"no target {t} in the Makefile" for t in targets if t not in known]
         if problems:
             return problems
         # A variable the target never reads is a documented option that does nothing.
@@ -207,19 +218,7 @@ class DocChecker:
         return problems
 
     def _make_dry_run(self, targets: list[str], variables: dict[str, str], cwd: Path) -> str:
-        result = subprocess.run(
-            [
-                "make",
-                "--no-print-directory",
-                "-n",
-                *targets,
-                *(f"{k}={v}" for k, v in variables.items()),
-            ],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = run_make("-n", *targets, *(f"{k}={v}" for k, v in variables.items()), cwd=cwd)
         if result.returncode != 0:
             return f"{_MAKE_FAILED} {result.returncode}: {result.stderr.strip()}"
         return result.stdout
@@ -276,10 +275,7 @@ class DocChecker:
             command = subprocess.run(
                 [kubectl(), *words, "--help"], capture_output=True, text=True, check=False
             )
-            global_options = subprocess.run(
-                [kubectl(), "options"], capture_output=True, text=True, check=False
-            )
-            self._kubectl_help[words] = command.stdout + global_options.stdout
+            self._kubectl_help[words] = command.stdout + self._kubectl_global_options
         return self._kubectl_help[words]
 
     def _renders_ok(self, cwd: Path, path: str) -> list[str]:
@@ -452,15 +448,6 @@ def parse_cli(arguments: list[str]) -> list[str]:
     return []
 
 
-def makefile_targets(makefile: Path | None = None) -> set[str]:
-    from tests.checkout import CHECKOUT
-
-    text = (makefile or CHECKOUT / "Makefile").read_text()
-    return set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, flags=re.MULTILINE))
-
-
 def registered_markers() -> set[str]:
-    from tests.checkout import CHECKOUT
-
     pyproject = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())
     return {m.split(":")[0] for m in pyproject["tool"]["pytest"]["ini_options"]["markers"]}

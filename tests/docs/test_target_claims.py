@@ -6,17 +6,12 @@ import re
 import subprocess
 
 from tests.checkout import CHECKOUT
-from tests.docs.doc_checks import makefile_targets
+from tests.makefile import makefile_targets, run_make
 
 
 def dry_run(*arguments: str) -> str:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "-n", *arguments],
-        cwd=CHECKOUT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = run_make("-n", *arguments)
+    assert result.returncode == 0, result.stderr
     return result.stdout
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkout import CHECKOUT as PROJECT_ROOT
+from tests.makefile import run_make
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 STRAY = {
@@ -30,15 +30,7 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     for name in (*STRAY, *(f"PUBLISH_{n}" for n in STRAY), "PERF_MODEL", "MAKEFLAGS"):
         if env is None or name not in env:
             environment.pop(name, None)
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    return run_make(*args, env=environment)
 
 
 def cli_line(result: subprocess.CompletedProcess[str], command: str) -> str:
@@ -103,13 +95,5 @@ def test_make_image_says_clearly_where_no_docker_engine_runs() -> None:
     system_path = "/usr/bin:/bin"
     if any(Path(folder, "docker").exists() for folder in system_path.split(":")):
         return
-    bare = subprocess.run(
-        ["make", "--no-print-directory", "image"],
-        cwd=PROJECT_ROOT,
-        env={"PATH": system_path},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    bare = run_make("image", env={"PATH": system_path})
     assert bare.returncode == 2 and "no docker command" in bare.stderr
