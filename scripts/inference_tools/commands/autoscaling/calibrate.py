@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
+from inference_tools.commands.autoscaling.options import add_scrape_interval
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests.render import Render
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
@@ -218,12 +219,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=30.0,
         help="perf_analyzer's; raise it on a busy machine",
     )
-    parser.add_argument(
-        "--scrape-interval",
-        type=int,
-        default=1,
-        help="scrape interval of the local Prometheus, in seconds",
-    )
+    add_scrape_interval(parser)
     parser.add_argument(
         "--component",
         type=Path,

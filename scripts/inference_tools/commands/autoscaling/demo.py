@@ -9,6 +9,7 @@ from pathlib import Path
 
 from inference_tools.autoscaling.local_loop import loop_kustomizations
 from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
+from inference_tools.commands.autoscaling.options import add_scrape_interval
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
 
@@ -150,12 +151,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=180.0,
         help="longest wait for the return to the minimum after the load stops",
     )
-    parser.add_argument(
-        "--scrape-interval",
-        type=int,
-        default=1,
-        help="scrape interval of the local Prometheus, in seconds",
-    )
+    add_scrape_interval(parser)
     parser.add_argument(
         "--sync-period",
         type=float,
