@@ -11,13 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import signal
 import subprocess
 import sys
-import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ import pytest
 from tests.checkout import CHECKOUT
 from tests.docs.doc_checks import shell_commands
 from tests.docs.markdown_blocks import DocBlock, documented_blocks
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.server
 RUN_BLOCKS = [block for block in documented_blocks() if block.kind == "run"]
@@ -42,9 +39,12 @@ def _starts_a_server(block: DocBlock) -> bool:
     return block.language in SHELLS and _serves(block.text)
 
 
-def _with_addresses(text: str, http: str, grpc: str, work: Path) -> str:
+def _at_ports(text: str, http: str, grpc: str) -> str:
     text = re.sub(r"(localhost|127\.0\.0\.1):8000\b", http, text)
-    text = re.sub(r"(localhost|127\.0\.0\.1):8001\b", grpc, text)
+    return re.sub(r"(localhost|127\.0\.0\.1):8001\b", grpc, text)
+
+
+def _in_scratch(text: str, work: Path) -> str:
     return re.sub(r"(?<![\w/])\.work/", f"{work}/", text)
 
 
@@ -76,7 +76,8 @@ AGAINST_THE_SESSION_SERVER = [b for b in RUN_BLOCKS if not _starts_a_server(b)]
 def test_block_runs_against_the_local_server(
     block: DocBlock, triton_server, tmp_path: Path
 ) -> None:
-    text = _with_addresses(block.text, triton_server.http_url, triton_server.grpc_url, tmp_path)
+    text = _in_scratch(block.text, tmp_path)
+    text = _at_ports(text, triton_server.http_url, triton_server.grpc_url)
     result = _run(block.language, text)
     assert result.returncode == 0, f"{block.name} failed:\n{result.stdout}\n{result.stderr}"
     # What the page says the block prints.
@@ -89,72 +90,28 @@ def test_block_runs_against_the_local_server(
         assert (output["name"], output["shape"]) == ("EMBEDDING", [1, 384])
 
 
-class _BackgroundServe:
-    """`inference-tools serve ...` from a doc line, on free ports, until the test ends."""
-
-    def __init__(self, argv: list[str], http_port: int, grpc_port: int, metrics_port: int) -> None:
-        ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
-        ports += ["--metrics-port", str(metrics_port)]
-        at = argv.index("serve") + 1
-        self.argv = [
-            str(Path(sys.prefix) / "bin" / "inference-tools"),
-            *argv[1:at],
-            *ports,
-            *argv[at:],
-        ]
-        self.process = subprocess.Popen(
-            self.argv, cwd=CHECKOUT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if line.startswith("Press Ctrl-C to stop."):
-                self.ready.set()
-
-    def wait_ready(self, timeout_s: float) -> None:
-        if not self.ready.wait(timeout_s):
-            raise AssertionError(f"{shlex.join(self.argv)} did not start:\n{''.join(self.output)}")
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=120)
-
-
-@pytest.fixture
-def free_ports() -> Iterator[tuple[int, int, int]]:
-    from inference_tools.local_server import free_port
-
-    yield free_port(), free_port(), free_port()
-
-
 WALKTHROUGHS = [b for b in RUN_BLOCKS if _starts_a_server(b)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", WALKTHROUGHS, ids=_ids(WALKTHROUGHS))
-def test_walkthrough_runs_with_its_own_server(
-    block: DocBlock, tmp_path: Path, free_ports: tuple[int, int, int]
-) -> None:
-    http, grpc, metrics = free_ports
-    text = _with_addresses(block.text, f"127.0.0.1:{http}", f"127.0.0.1:{grpc}", tmp_path)
-    lines = text.replace("\\\n", " ").splitlines()
+def test_walkthrough_runs_with_its_own_server(block: DocBlock, tmp_path: Path) -> None:
+    lines = _in_scratch(block.text, tmp_path).replace("\\\n", " ").splitlines()
     serve_line = next(i for i, line in enumerate(lines) if _serves(line))
+    serve_argv = shell_commands(lines[serve_line])[0]
+    server = ServeProcess(
+        [str(Path(sys.prefix) / "bin" / "inference-tools"), *serve_argv[1:]], cwd=CHECKOUT
+    )
+    text = _at_ports("\n".join(lines), server.http_url, server.grpc_url)
+    lines = text.splitlines()
     # What comes before the server (set-up) runs first, then the server, then the rest.
     before = _run("bash", "\n".join(lines[:serve_line]))
     assert before.returncode == 0, before.stderr
-    server = _BackgroundServe(shell_commands(lines[serve_line])[0], http, grpc, metrics)
-    try:
-        server.wait_ready(timeout_s=300)
+    with server:
         after = _run("bash", "\n".join(lines[serve_line + 1 :]))
         assert after.returncode == 0, f"{block.name} failed:\n{after.stdout}\n{after.stderr}"
-        served = _served_models(f"127.0.0.1:{http}")
-    finally:
-        assert server.stop() == 0, "".join(server.output)
+        served = _served_models(server.http_url)
+        assert server.stop() == 0, server.log
     published = set(re.findall(r"model_repository/(\w+)", text))
     assert published, "the walkthrough publishes nothing"
     assert published <= served, f"published {published}, serving {served}"

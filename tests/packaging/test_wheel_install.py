@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from inference_tools.local_server import free_port
 
 from tests.checkout import CHECKOUT, KUSTOMIZE_DIR
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -151,49 +148,17 @@ def test_validate_manifests_without_a_kustomize_folder_says_what_to_pass(
 def test_serve_a_copy_of_the_model_repository(installed: Installed, model_repository: Path) -> None:
     repository = installed.elsewhere / "models"
     shutil.copytree(model_repository, repository, ignore=shutil.ignore_patterns("__pycache__"))
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            str(installed.bin_dir / "inference-tools"),
-            "serve",
-            "--model-repository=models",
-            f"--http-port={http_port}",
-            f"--grpc-port={grpc_port}",
-            f"--metrics-port={metrics_port}",
-        ],
+    server = ServeProcess(
+        [str(installed.bin_dir / "inference-tools"), "serve", "--model-repository=models"],
         cwd=installed.elsewhere,
         env=installed.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not _ready(http_port):
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "the server was not ready after 300 s"
-            time.sleep(1)
-        client = httpclient.InferenceServerClient(f"127.0.0.1:{http_port}")
+    with server:
+        client = httpclient.InferenceServerClient(server.http_url)
         text = httpclient.InferInput("TEXT", [1, 1], "BYTES")
         text.set_data_from_numpy(np.array([[b"served from a wheel"]], dtype=object))
         embedding = client.infer("text_embedding", [text]).as_numpy("EMBEDDING")
         client.close()
         assert embedding.shape == (1, 384)
         assert (installed.elsewhere / ".work" / "tritonserver").is_dir()  # its own scratch
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    assert server.returncode == 0
-
-
-def _ready(http_port: int) -> bool:
-    try:
-        url = f"http://127.0.0.1:{http_port}/v2/health/ready"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        assert server.stop() == 0, server.log
