@@ -7,14 +7,14 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from types import TracebackType
 
 from inference_tools.local_server import free_port
+from inference_tools.subprocesses import ManagedService, stop_process
 
 READY_LINE = "Press Ctrl-C to stop."  # what `serve` prints once every model is ready
 
 
-class ServeProcess:
+class ServeProcess(ManagedService):
     """`executable ... serve ...` with `--http-port`, `--grpc-port` and `--metrics-port` added
     right after `serve`; ready when the command says so, stopped as a user stops it (Ctrl-C)."""
 
@@ -64,26 +64,6 @@ class ServeProcess:
     def log(self) -> str:
         return "".join(self.output)
 
-    def stop(self) -> int:
+    def stop(self) -> int | None:
         """Ctrl-C, then its exit status (killed after two minutes: then not 0)."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return -signal.SIGKILL
-
-    def __enter__(self) -> ServeProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.stop()
+        return stop_process(self.process, timeout_s=120, stop_signal=signal.SIGINT)
