@@ -32,12 +32,14 @@ ENV PYTHONPATH=/opt/scalable-inference-server/python \
     HOME=/tmp
 COPY python_backend/ /opt/scalable-inference-server/python/python_backend/
 # The pod hooks: one stand-alone unit (standard library only), copied whole; the Deployment runs
-# bin/triton-drain (preStop) and bin/triton-probe (readiness, liveness).
+# bin/triton-drain (preStop), bin/triton-probe (readiness, liveness) and bin/triton-http-guard
+# (the sidecar in front of Triton's HTTP port).
 COPY --chmod=0755 scripts/pod_hooks/ /opt/scalable-inference-server/pod_hooks/
 RUN mkdir -p /opt/scalable-inference-server/bin \
     && ln -s ../pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain \
     && ln -s ../pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe \
-    && ln -s ../pod_hooks/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances
+    && ln -s ../pod_hooks/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances \
+    && ln -s ../pod_hooks/http_guard.py /opt/scalable-inference-server/bin/triton-http-guard
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and
