@@ -123,12 +123,13 @@ SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 MAX_SEQUENCE_LENGTH_KEY = "max_sequence_length"
 
 
-# Config parameters `valid_range.<input>` = "LOW..HIGH": every value of that integer input must
-# lie in the inclusive range, or the request is refused with 400 before any batch runs (token
-# ids past the vocabulary, a mask that is not 0/1). And `nonempty_rows` = "<input>": each row of
-# that input needs a non-zero value (an all-zero attention mask, or an empty sequence, pools to
-# a zero vector that looks like an answer). The C++ backend ignores both keys; the encoder's
-# graph maps out-of-vocabulary ids to [UNK] itself, so a batch never fails there either.
+# Config parameters `valid_range.<input>` = "LOW..HIGH": every value of that input must be a
+# finite number in the inclusive range, or the request is refused with 400 before any batch
+# runs (token ids past the vocabulary, a mask that is not 0/1, NaN pixels). And `nonempty_rows`
+# = "<input>": each row of that input needs a non-zero value (an all-zero attention mask, or an
+# empty sequence, pools to a zero vector that looks like an answer). The C++ backend ignores
+# both keys; the encoder's graph maps out-of-vocabulary ids to [UNK] itself, so a batch never
+# fails there either.
 VALID_RANGE_PREFIX = "valid_range."
 NONEMPTY_ROWS_KEY = "nonempty_rows"
 
@@ -185,7 +186,17 @@ def execution_providers(instance_kind: str, device_id: int = 0) -> list[Any]:
     return [(CUDA_PROVIDER, {"device_id": device_id}), CPU_PROVIDER]
 
 
-def _valid_ranges(config: Mapping[str, Any], model_name: str) -> dict[str, tuple[int, int]]:
+def _number(text: str) -> int | float:
+    """An integer bound stays an integer: int64 ids compare exactly against it."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _valid_ranges(
+    config: Mapping[str, Any], model_name: str
+) -> dict[str, tuple[int | float, int | float]]:
     ranges = {}
     for key, value in config.get("parameters", {}).items():
         if not key.startswith(VALID_RANGE_PREFIX):
@@ -193,7 +204,7 @@ def _valid_ranges(config: Mapping[str, Any], model_name: str) -> dict[str, tuple
         text = str(value.get("string_value", ""))
         low, separator, high = text.partition("..")
         try:
-            ranges[key.removeprefix(VALID_RANGE_PREFIX)] = (int(low), int(high))
+            ranges[key.removeprefix(VALID_RANGE_PREFIX)] = (_number(low), _number(high))
         except ValueError:
             separator = ""
         if not separator:
@@ -312,8 +323,12 @@ class OnnxModel:
         """The value checks the config asks for (`valid_range.*`, `nonempty_rows`)."""
         for name, (low, high) in self.valid_ranges.items():
             values = feeds[name]
-            if values.size and (values.min() < low or values.max() > high):
-                outside = values[(values < low) | (values > high)].flat[0]
+            # NaN compares false with every bound: it is looked for on its own.
+            outside_mask = (values < low) | (values > high)
+            if np.issubdtype(values.dtype, np.floating):
+                outside_mask |= ~np.isfinite(values)
+            if outside_mask.any():
+                outside = values[outside_mask].flat[0]
                 raise InvalidInputError(
                     f"model '{self.name}': input '{name}' holds {outside}; its values must lie "
                     f"in {low}..{high}"

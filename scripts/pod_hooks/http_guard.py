@@ -49,6 +49,9 @@ BODY_TIMEOUT_SECONDS = 60.0
 # limit here, not the proxy.
 RESPONSE_TIMEOUT_SECONDS = 600.0
 COPY_CHUNK_BYTES = 256 * 1024
+# After a refusal, how long and how much of the rest of a body is read and dropped.
+LINGER_SECONDS = 5.0
+LINGER_MAX_BYTES = 64 * 1024 * 1024
 # Dimensions Triton can hold without wrapping: it computes element counts in 32-bit integers.
 MAX_DIMENSION = 2**31 - 1
 HEADER_LENGTH = "inference-header-content-length"
@@ -487,6 +490,7 @@ async def serve_connection(
             except Refusal as refusal:
                 writer.write(error_response(refusal.status, refusal.message))
                 await writer.drain()
+                await linger(reader)
                 return
             except CONNECTION_ENDED:
                 return
@@ -520,6 +524,28 @@ async def serve_connection(
     finally:
         upstream.close()
         writer.close()
+
+
+async def linger(reader: asyncio.StreamReader) -> None:
+    """Read and drop what the client still sends, for a while, before closing.
+
+    A client refused before its body was read (413) is often still sending it; closing at once
+    would reset the connection and lose the answer it has not read yet (nginx lingers the same
+    way, `lingering_close`).
+    """
+    deadline = asyncio.get_running_loop().time() + LINGER_SECONDS
+    dropped = 0
+    try:
+        while dropped < LINGER_MAX_BYTES:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            data = await asyncio.wait_for(reader.read(COPY_CHUNK_BYTES), left)
+            if not data:
+                return
+            dropped += len(data)
+    except CONNECTION_ENDED:
+        return
 
 
 def _request_line(line: str) -> tuple[str, str, str]:

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 from inference_tools.local_server import free_port, port_in_use
-from pod_hooks.http_guard import Refusal, check_body, json_depth
+from inference_tools import edge
+from pod_hooks.http_guard import DEFAULT_MAX_BODY_BYTES, Refusal, check_body, json_depth
 
 from tests.fakes.http_server import serving
 
@@ -36,6 +37,10 @@ def refused(body: bytes, path: str = INFER, header_length: str | None = None) ->
         check_body(path, body, header_length, DEPTH)
     assert refusal.value.status == 400
     return refusal.value.message
+
+
+def test_the_body_cap_is_the_edges() -> None:
+    assert DEFAULT_MAX_BODY_BYTES == edge.MAX_REQUEST_BODY_BYTES
 
 
 def test_nested_json_is_refused_at_any_depth_past_the_limit() -> None:
