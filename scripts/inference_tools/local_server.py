@@ -109,6 +109,11 @@ class LocalTritonServer(ManagedService):
         return f"{LOOPBACK}:{self.http_port}"
 
     @property
+    def triton_http_url(self) -> str:
+        """Triton's own HTTP endpoint, behind the guard: what a request reaching past it meets."""
+        return f"{LOOPBACK}:{self.triton_http_port}"
+
+    @property
     def grpc_url(self) -> str:
         return f"{LOOPBACK}:{self.grpc_port}"
 
@@ -277,7 +282,7 @@ class LocalTritonServer(ManagedService):
                 deadline_s=drain_deadline_s,
                 cpu_seconds=lambda: process_tree_cpu_seconds(process.pid),
                 # Triton's own port, as the pod's preStop does: the drain needs no guard.
-                http_url=f"http://{LOOPBACK}:{self.triton_http_port}",
+                http_url=f"http://{self.triton_http_url}",
                 admin_key=self.admin_key,
                 log=LOG.info,
             )

@@ -2,7 +2,7 @@
 server is still there to serve the next request.
 
 The session's server is a LocalTritonServer, whose `http_url` is the guard (as the pod's port
-8000 is); `triton_http_port` is Triton's own, for the behaviour the guard exists to hide.
+8000 is); `triton_http_url` is Triton's own, for the behaviour the guard exists to hide.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def test_http_batch_past_32_bits_is_refused_and_triton_alone_still_wraps(triton_
     body = json.dumps({"inputs": [tensor]}).encode()
     status, answer = post(triton_server.http_url, body)
     assert status == 400 and "larger than" in answer["error"]
-    status, answer = post(f"127.0.0.1:{triton_server.triton_http_port}", body)
+    status, answer = post(triton_server.triton_http_url, body)
     assert status == 200
     assert answer["outputs"][0]["shape"] == [2, 384]
 
