@@ -8,7 +8,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from inference_tools.local_server import free_port
+from inference_tools.local_server import free_ports
 from inference_tools.subprocesses import ManagedService, stop_process
 
 READY_LINE = "Press Ctrl-C to stop."  # what `serve` prints once every model is ready
@@ -19,7 +19,7 @@ class ServeProcess(ManagedService):
     right after `serve`; ready when the command says so, stopped as a user stops it (Ctrl-C)."""
 
     def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         ports = [f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}"]
         ports.append(f"--metrics-port={self.metrics_port}")
         at = argv.index("serve") + 1

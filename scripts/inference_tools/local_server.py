@@ -34,9 +34,20 @@ class ServerStartError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are chosen, or the kernel
+    may hand the same port out twice (seen: gRPC and metrics on one port, Triton refusing)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def port_in_use(address: str, port: int) -> bool:
@@ -86,11 +97,14 @@ class LocalTritonServer(ManagedService):
         self.model_repository = model_repository
         # `http_port` is where clients connect: the HTTP guard (pod_hooks/http_guard.py), which
         # refuses the bodies Triton 2.51 crashes on and forwards the rest to Triton's own port.
-        self.http_port = http_port or free_port()
+        # Ports picked here must differ from each other and from the ones given.
+        given = {port for port in (http_port, grpc_port, metrics_port) if port}
+        spare = iter([port for port in free_ports(4 + len(given)) if port not in given])
+        self.http_port = http_port or next(spare)
         self.http_guard = http_guard
-        self.triton_http_port = free_port() if http_guard else self.http_port
-        self.grpc_port = grpc_port or free_port()
-        self.metrics_port = metrics_port or free_port()
+        self.triton_http_port = next(spare) if http_guard else self.http_port
+        self.grpc_port = grpc_port or next(spare)
+        self.metrics_port = metrics_port or next(spare)
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args)
         self.work_dir = work_dir or default_work_dir()

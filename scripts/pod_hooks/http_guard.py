@@ -259,6 +259,9 @@ def check_body(path: str, body: bytes, header_length: str | None, max_depth: int
     is_inference = path.split("?", 1)[0].rstrip("/").endswith("/infer")
     json_part, binary_bytes = split_binary_body(body, header_length if is_inference else None)
     if not json_part.strip():
+        if is_inference:
+            # Triton 2.51 runs an inference for an empty body, with whatever it makes of it.
+            raise _bad("an inference request needs a JSON body with 'inputs'")
         return  # no JSON to parse; Triton answers an empty body itself
     value = parse_json(json_part, max_depth)
     if is_inference:
@@ -485,7 +488,7 @@ async def serve_connection(
                 body = await asyncio.wait_for(
                     read_request_body(reader, writer, head, settings), BODY_TIMEOUT_SECONDS
                 )
-                if body:
+                if body or method == "POST":
                     check_body(target, body, head.get(HEADER_LENGTH), settings.max_json_depth)
             except Refusal as refusal:
                 writer.write(error_response(refusal.status, refusal.message))

@@ -72,7 +72,9 @@ def server(model_repository, lifecycle) -> Iterator[PrivateShmServer]:
 
 
 def post_texts(server: LocalTritonServer, texts: list[str]) -> tuple[int, str]:
-    host, port = server.http_url.rsplit(":", 1)
+    # Triton's own port: a 30 MB body stops at the HTTP guard's 8 MiB cap (and at the edge's),
+    # so this is what a client inside the pod's network namespace could still do.
+    host, port = server.triton_http_url.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=120)
     tensor = {"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
     try:

@@ -12,6 +12,7 @@ all-zero mask, a streaming call; idle connections are held open throughout.
 With `edge=False` the form-encoded body goes to Triton's own port, past the edge and the guard:
 the control, which loses the replica.
 """
+
 from __future__ import annotations
 
 import http.client

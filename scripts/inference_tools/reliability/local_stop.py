@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference_tools.local_server import LOOPBACK, free_port
+from inference_tools.local_server import LOOPBACK, free_ports
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.reliability.load import (
     EMBEDDING_SIZE,
@@ -102,7 +102,7 @@ def run(
 ) -> ScenarioResult:
     stop_signal, to_group, stop_words = STOPS[stop]
     work = work_dir or default_work_dir()
-    ports = {name: free_port() for name in ("http", "grpc", "metrics")}
+    ports = dict(zip(("http", "grpc", "metrics"), free_ports(3), strict=True))
     log_path = work / "logs" / f"serve-{ports['http']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_tools import edge
-from inference_tools.local_server import LOOPBACK, free_port, port_in_use
+from inference_tools.local_server import LOOPBACK, free_ports, port_in_use
 from inference_tools.subprocesses import ManagedService, stop_process
 from inference_tools.system_packages import SystemPackageMissing
 
@@ -94,6 +94,9 @@ http {{
     proxy_buffers 16 64k;
     proxy_busy_buffers_size 128k;
     proxy_max_temp_file_size 0;
+    # Request bodies up to the cap stay in memory too: the workers run as nobody and cannot
+    # write the temporary folder root created, so a body spilled to it (500 KB of JSON) got 500.
+    client_body_buffer_size {edge.MAX_REQUEST_BODY_NGINX};
     # The edge's limits and routes, as the Ingress and Gateway ship them (inference_tools.edge).
 {edge.nginx_server_limits()}
 {edge.nginx_http_locations("triton_http", REFUSED_CONTENT_TYPE)}
@@ -112,8 +115,7 @@ class NginxProxy(ManagedService):
 
     def __init__(self, endpoints: Sequence[Endpoint] = (), prefix: Path | None = None) -> None:
         self.prefix = prefix or Path(tempfile.mkdtemp(prefix="nginx-"))
-        self.http_port = free_port()
-        self.grpc_port = free_port()
+        self.http_port, self.grpc_port = free_ports(2)
         self.endpoints: tuple[Endpoint, ...] = tuple(endpoints)
         self.process: subprocess.Popen[bytes] | None = None
 

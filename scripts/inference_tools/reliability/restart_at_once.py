@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from inference_tools.local_server import LOOPBACK, LocalTritonServer, free_port
+from inference_tools.local_server import LOOPBACK, LocalTritonServer, free_ports
 from inference_tools.reliability.load import LoadRecord, embedder
 from inference_tools.reliability.report import ScenarioResult
 
@@ -55,7 +55,7 @@ def serve_clients(server: LocalTritonServer, record: LoadRecord) -> None:
 
 
 def run(model_repository: Path, *, work_dir: Path | None = None) -> ScenarioResult:
-    ports = {"http_port": free_port(), "grpc_port": free_port(), "metrics_port": free_port()}
+    ports = dict(zip(("http_port", "grpc_port", "metrics_port"), free_ports(3), strict=True))
     record = LoadRecord()
     first = LocalTritonServer(model_repository, work_dir=work_dir, **ports)
     first.start()
