@@ -18,6 +18,9 @@ PYTEST_ARGS ?=
 IMAGE_REF ?= scalable-inference-server:dev
 # make tools-image: the tools image of the in-cluster calibration Job (kustomize/jobs/calibrate).
 TOOLS_IMAGE_REF ?= scalable-inference-server-tools:dev
+# make cluster / make e2e (docs/cluster.md): the control plane's driver, a package of the Go module
+# that pins the Kubernetes and etcd versions (tools/cluster/go.mod).
+CLUSTER := PYTHONPATH=tools/cluster $(BIN)/python -m kubecluster
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
@@ -196,7 +199,19 @@ test: setup system-deps-where-possible manifest-tools ## Run the whole test suit
 # The unit tests: no real server, no cluster tooling (markers in pyproject.toml). Under two minutes.
 .PHONY: test-fast
 test-fast: setup ## Run the unit tests only (no Triton, no manifests tooling): the inner loop
-	$(BIN)/pytest -m "not server and not slow and not kubernetes" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not server and not slow and not kubernetes and not e2e" $(PYTEST_ARGS)
+
+.PHONY: cluster
+cluster: setup ## Start a real Kubernetes control plane (etcd, API server, controllers, scheduler, pod runner) on loopback; KUBECONFIG=.work/cluster/kubeconfig
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespace, veth or route of it is left
+	$(CLUSTER) down
+
+.PHONY: e2e
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, endpoints; brings up `make cluster`
+	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)
