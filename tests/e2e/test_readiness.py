@@ -99,12 +99,13 @@ def test_pod_becomes_an_endpoint_only_once_its_readiness_probe_passes(
     listed_not_ready = [
         s for s in samples if s.endpoint is not None and not s.endpoint.get("ready")
     ]
-    print(
-        f"\nreadiness of {name} at {address}: container running at {running_at} s, pod Ready at "
-        f"{ready_at} s, EndpointSlice endpoint ready at {endpoint_ready_at} s; listed not ready "
-        f"in {len(listed_not_ready)} of {len(samples)} samples before that"
-    )
     assert running_at is not None and ready_at is not None and endpoint_ready_at is not None
+    print(
+        f"\nreadiness of {name} at {address}, seconds after scale-up: container running "
+        f"{running_at:.1f}, pod Ready {ready_at:.1f}, EndpointSlice endpoint ready "
+        f"{endpoint_ready_at:.1f}; listed not ready in {len(listed_not_ready)} of {len(samples)} "
+        "samples before that"
+    )
     # While the container ran but its probe had not passed, the endpoint was never ready.
     assert all(not (s.endpoint or {}).get("ready") for s in samples if not s.ready)
     assert ready_at > running_at

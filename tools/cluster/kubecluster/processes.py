@@ -24,6 +24,13 @@ def start_detached(command: list[str], pid_file: Path, log_file: Path, **popen: 
             **popen,  # type: ignore[arg-type]
         )
     pid_file.write_text(f"{process.pid}\n{command[0]}\n")
+    # Until the child has exec'd, /proc shows this interpreter's command line; wait for the
+    # switch so that running_pid() recognises the process from the start.
+    deadline = time.monotonic() + 5.0
+    while _cmdline(process.pid)[:1] != [command[0]] and process.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     return process.pid
 
 
