@@ -106,9 +106,9 @@ def remove_all() -> None:
         _ip("link", "delete", link, check=False)
 
 
+def processes_in(namespace: str) -> list[int]:
+    return [int(pid) for pid in _ip("netns", "pids", namespace, check=False).stdout.split()]
+
+
 def processes_in_namespaces() -> list[int]:
-    pids: list[int] = []
-    for namespace in leftovers()["netns"]:
-        result = _ip("netns", "pids", namespace, check=False)
-        pids += [int(pid) for pid in result.stdout.split()]
-    return pids
+    return [pid for namespace in leftovers()["netns"] for pid in processes_in(namespace)]

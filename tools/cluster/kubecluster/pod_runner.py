@@ -275,7 +275,8 @@ class PodWorker:
             exit_code = running.exited()
             state.last_terminated = {
                 "exitCode": exit_code if exit_code is not None else 137,
-                "reason": restart_reason or ("Completed" if exit_code == 0 else "Error"),
+                "reason": "Completed" if exit_code == 0 else "Error",
+                **({"message": restart_reason} if restart_reason else {}),
                 "startedAt": state.running_since,
                 "finishedAt": now_rfc3339(),
             }
