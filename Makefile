@@ -99,17 +99,19 @@ reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_emb
 	HF_HUB_OFFLINE=1 $(REFERENCE_VENV)/bin/python tools/regenerate_reference_embeddings.py
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests)
+system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests, nftables for make cluster)
 	apt-get update -qq
 	@# nginx (not the transitional nginx-light): its http_upstream and grpc modules proxy the local replicas.
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx
+	@# nftables: kube-proxy's nftables mode in `make cluster` programs the Services with nft.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx nftables
 	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
 # `make test` on a fresh machine: install the Debian packages above where this user can (root, or
 # sudo without a password); elsewhere the tests that need them skip and name the command to run.
 SYSTEM_DEPS_PRESENT = command -v prometheus && command -v promtool && command -v npm \
-	&& { command -v nginx || test -x /usr/sbin/nginx; } && /sbin/ldconfig -p | grep -q libb64
+	&& { command -v nginx || test -x /usr/sbin/nginx; } && /sbin/ldconfig -p | grep -q libb64 \
+	&& { command -v nft || test -x /usr/sbin/nft; }
 
 .PHONY: system-deps-where-possible
 system-deps-where-possible:
@@ -202,7 +204,7 @@ test-fast: setup ## Run the unit tests only (no Triton, no manifests tooling): t
 	$(BIN)/pytest -m "not server and not slow and not kubernetes and not e2e" $(PYTEST_ARGS)
 
 .PHONY: cluster
-cluster: setup ## Start a real Kubernetes control plane (etcd, API server, controllers, scheduler, pod runner) on loopback; KUBECONFIG=.work/cluster/kubeconfig
+cluster: setup system-deps-where-possible ## Start a real Kubernetes control plane (etcd, API server, controllers, scheduler, kube-proxy, pod runner) on loopback; KUBECONFIG=.work/cluster/kubeconfig
 	$(CLUSTER) up
 
 .PHONY: cluster-down

@@ -22,10 +22,18 @@ from pathlib import Path
 
 from kubecluster import network, processes
 from kubecluster.build import ensure_binaries
-from kubecluster.layout import CHECKOUT, NODE_NAME, SERVICE_CIDR, ClusterLayout
+from kubecluster.layout import (
+    BRIDGE_ADDRESS,
+    CHECKOUT,
+    NODE_NAME,
+    POD_CIDR,
+    SERVICE_CIDR,
+    ClusterLayout,
+)
 from kubecluster.pki import (
     ADMIN,
     CONTROLLER_MANAGER,
+    KUBE_PROXY,
     POD_RUNNER,
     SCHEDULER,
     ClientIdentity,
@@ -37,7 +45,14 @@ from kubecluster.pod_python import ensure_pod_python
 LOOPBACK = "127.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Stopped in this order: the runner first, so pods get their teardown while the API answers.
-COMPONENTS = ("pod-runner", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+COMPONENTS = (
+    "kube-proxy",
+    "pod-runner",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
+)
 START_TIMEOUT_SECONDS = 120.0
 # The pod runner kills what is left of its pods at once on SIGTERM; this leaves it time to do so.
 STOP_GRACE_SECONDS = {"pod-runner": 30.0}
@@ -167,7 +182,8 @@ def up(layout: ClusterLayout) -> None:
     for folder in (layout.logs, layout.run, layout.pods):
         folder.mkdir(parents=True, exist_ok=True)
 
-    ports = {name: _free_port() for name in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler")}
+    names = ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "proxy_healthz", "proxy_metrics")
+    ports = {name: _free_port() for name in names}
     layout.state_file.write_text(json.dumps(ports) + "\n")
     server = f"https://{LOOPBACK}:{ports['apiserver']}"
     write_kubeconfig(layout.kubeconfig, server, pki, ADMIN)
@@ -176,6 +192,7 @@ def up(layout: ClusterLayout) -> None:
         ("kube-controller-manager", CONTROLLER_MANAGER),
         ("kube-scheduler", SCHEDULER),
         ("pod-runner", POD_RUNNER),
+        ("kube-proxy", KUBE_PROXY),
     ):
         path = layout.run / f"{component}.kubeconfig"
         write_kubeconfig(path, server, pki, identity)
@@ -273,6 +290,24 @@ def up(layout: ClusterLayout) -> None:
         env_pythonpath=True,
     )  # fmt: skip
     _wait_node_ready(layout, server, admin)
+    _start(layout, "kube-proxy", [
+        str(binaries / "kube-proxy"),
+        f"--kubeconfig={component_kubeconfigs['kube-proxy']}",
+        "--proxy-mode=nftables",
+        f"--hostname-override={NODE_NAME}",
+        # The node's address is the bridge's; NodePorts answer only there, never on the
+        # machine's own interfaces.
+        f"--bind-address={BRIDGE_ADDRESS}",
+        f"--nodeport-addresses={POD_CIDR}",
+        f"--cluster-cidr={POD_CIDR}",
+        f"--healthz-bind-address={LOOPBACK}:{ports['proxy_healthz']}",
+        f"--metrics-bind-address={LOOPBACK}:{ports['proxy_metrics']}",
+        # The machine's conntrack settings are shared with everything else on it: left as is.
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+    ])  # fmt: skip
+    _wait_healthy(layout, "kube-proxy", f"http://{LOOPBACK}:{ports['proxy_healthz']}/healthz", None)
     seconds = time.monotonic() - started
     print(f"cluster up in {seconds:.1f} s: export KUBECONFIG={layout.kubeconfig}")
 

@@ -20,11 +20,14 @@ HOST_PREFIX = "sisk"
 BRIDGE = f"{HOST_PREFIX}0"
 # Pod addresses: the bridge holds .1, pods get the rest of the /24.
 POD_SUBNET_PREFIX = "10.244.0"
+POD_CIDR = f"{POD_SUBNET_PREFIX}.0/24"
 BRIDGE_ADDRESS = f"{POD_SUBNET_PREFIX}.1"
 SERVICE_CIDR = "10.96.0.0/16"
 # The first address of the service range: the `kubernetes` Service, named in the serving cert.
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 NODE_NAME = "pod-runner-0"
+# kube-proxy's nftables tables (one per IP family it programs); removed by `down`.
+KUBE_PROXY_NFT_TABLE = "kube-proxy"
 
 
 @dataclass(frozen=True)

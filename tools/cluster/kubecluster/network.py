@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
-from kubecluster.layout import BRIDGE, BRIDGE_ADDRESS, HOST_PREFIX
+from kubecluster.layout import BRIDGE, BRIDGE_ADDRESS, HOST_PREFIX, KUBE_PROXY_NFT_TABLE
 
 NETNS_DIR = Path("/run/netns")
 
@@ -40,9 +41,18 @@ def require_capabilities() -> None:
             "the pod network (network namespaces, veth pairs, a bridge) and the pods' mount "
             "namespaces need CAP_NET_ADMIN and CAP_SYS_ADMIN: run `make cluster` as root"
         )
-    for tool in ("ip", "nsenter", "unshare", "setpriv", "openssl"):
-        if subprocess.run(["which", tool], capture_output=True, check=False).returncode != 0:
-            raise NetworkSetupError(f"`{tool}` is not installed (Debian: iproute2, util-linux)")
+    for tool, package in (
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+        ("setpriv", "util-linux"),
+        ("openssl", "openssl"),
+        ("nft", "nftables"),
+    ):
+        if shutil.which(tool) is None:
+            raise NetworkSetupError(
+                f"`{tool}` is not installed (Debian package {package}; `make system-deps`)"
+            )
 
 
 def ensure_bridge() -> None:
@@ -90,6 +100,7 @@ def leftovers() -> dict[str, list[str]]:
     )
     routes = json.loads(_ip("-j", "route", "show").stdout or "[]")
     return {
+        "nft": nft_tables(),
         "links": sorted(link["ifname"] for link in links if link["ifname"].startswith(HOST_PREFIX)),
         "netns": namespaces,
         "routes": sorted(
@@ -98,8 +109,19 @@ def leftovers() -> dict[str, list[str]]:
     }
 
 
+def nft_tables() -> list[str]:
+    """kube-proxy's tables, as `<family> <name>`; none where nft is not installed."""
+    if shutil.which("nft") is None:
+        return []
+    result = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    tables = [line.split(maxsplit=1)[1] for line in result.stdout.splitlines() if line.strip()]
+    return sorted(t for t in tables if t.split()[-1] == KUBE_PROXY_NFT_TABLE)
+
+
 def remove_all() -> None:
-    """Delete every namespace and link of ours (processes in them must be gone first)."""
+    """Delete every namespace, link and nft table of ours (processes must be gone first)."""
+    for table in nft_tables():
+        subprocess.run(["nft", "delete", "table", *table.split()], capture_output=True, check=False)
     for namespace in leftovers()["netns"]:
         _ip("netns", "delete", namespace, check=False)
     for link in leftovers()["links"]:

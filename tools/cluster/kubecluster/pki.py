@@ -1,10 +1,10 @@
 """The cluster's certificates and its ServiceAccount signing key, made once with openssl.
 
 One CA signs the API server's serving certificate and a client certificate per identity: the
-administrator (group system:masters), the controller manager and the scheduler under the user
-names that Kubernetes' bootstrap RBAC grants their roles to, and the pod runner as a node
-(system:node:<name> in system:nodes), which the Node authorizer and NodeRestriction then hold
-to its own Node, Lease and pods, as they hold a kubelet.
+administrator (group system:masters); the controller manager, the scheduler and kube-proxy under
+the user names that Kubernetes' bootstrap RBAC grants their roles to; and the pod runner as a
+node (system:node:<name> in system:nodes), which the Node authorizer and NodeRestriction then
+hold to its own Node, Lease and pods, as they hold a kubelet.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ CONTROLLER_MANAGER = ClientIdentity(
     "kube-controller-manager", "system:kube-controller-manager", None
 )
 SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler", None)
+# Bound to the system:node-proxier role by Kubernetes' bootstrap RBAC.
+KUBE_PROXY = ClientIdentity("kube-proxy", "system:kube-proxy", None)
 POD_RUNNER = ClientIdentity("pod-runner", f"system:node:{NODE_NAME}", "system:nodes")
-CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, POD_RUNNER)
+CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBE_PROXY, POD_RUNNER)
 
 SERVING_NAMES = (
     "IP:127.0.0.1",
