@@ -20,7 +20,7 @@ IMAGE_REF ?= scalable-inference-server:dev
 TOOLS_IMAGE_REF ?= scalable-inference-server-tools:dev
 # make cluster / make e2e (docs/cluster.md): the control plane's driver, a package of the Go module
 # that pins the Kubernetes and etcd versions (tools/cluster/go.mod).
-CLUSTER := PYTHONPATH=tools/cluster $(BIN)/python -m kubecluster
+CLUSTER = PYTHONPATH=tools/cluster $(BIN)/python -m kubecluster
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
@@ -213,7 +213,7 @@ cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespa
 
 .PHONY: e2e
 e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, endpoints; brings up `make cluster`
-	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -m e2e -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)

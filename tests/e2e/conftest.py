@@ -81,23 +81,28 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def apply_release(kubectl: Kubectl, overlay: str) -> list[str]:
-    """Namespace, admin Secret and overlay, server-side; returns the warnings kubectl printed."""
-    warnings: list[str] = []
-    for args in (
-        ("apply", "--server-side", "-k", "kustomize/namespace"),
-        ("apply", "--server-side", "-k", str(LOCAL_OVERLAYS / overlay)),
+@dataclass
+class Applied:
+    objects: list[str]
+    warnings: list[str]
+
+
+def apply_release(kubectl: Kubectl, overlay: str) -> Applied:
+    """Namespace, admin Secret and overlay, server-side, as docs/kubernetes.md has users do."""
+    secret = kubectl.run(
+        "create", "secret", "generic", "triton-admin-key", f"--namespace={NAMESPACE}",
+        f"--from-literal=header-value={ADMIN_KEY}", "--dry-run=client", "-o", "yaml",
+    ).stdout  # fmt: skip
+    applied = Applied([], [])
+    for args, stdin in (
+        (("-k", "kustomize/namespace"), None),
+        (("-f", "-"), secret),
+        (("-k", str(LOCAL_OVERLAYS / overlay)), None),
     ):
-        result = kubectl.run(*args)
-        warnings += [line for line in result.stderr.splitlines() if "Warning" in line]
-        if args[-1] == "kustomize/namespace":
-            secret = kubectl.run(
-                "create", "secret", "generic", "triton-admin-key", f"--namespace={NAMESPACE}",
-                f"--from-literal=header-value={ADMIN_KEY}", "--dry-run=client", "-o", "yaml",
-            ).stdout  # fmt: skip
-            applied = kubectl.run("apply", "--server-side", "-f", "-", input_text=secret)
-            warnings += [line for line in applied.stderr.splitlines() if "Warning" in line]
-    return warnings
+        result = kubectl.run("apply", "--server-side", *args, input_text=stdin)
+        applied.objects += [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+        applied.warnings += [line for line in result.stderr.splitlines() if "Warning" in line]
+    return applied
 
 
 @pytest.fixture(scope="session")

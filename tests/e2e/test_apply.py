@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
+import urllib.request
 
 import pytest
+from kubecluster.kubeapi import KubeApi
 
-from tests.e2e.conftest import NAMESPACE, Kubectl, apply_release
+from tests.e2e.conftest import NAMESPACE, Kubectl, apply_release, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -31,23 +34,27 @@ PRIVILEGED_POD = {
 
 def test_namespace_and_cpu_overlay_apply_with_zero_warnings(kubectl: Kubectl) -> None:
     started = time.monotonic()
-    warnings = apply_release(kubectl, "cpu")
+    applied = apply_release(kubectl, "cpu")
     seconds = time.monotonic() - started
-    labels = json.loads(kubectl.run("get", "namespace", NAMESPACE, "-o", "json").stdout)[
-        "metadata"
-    ]["labels"]
-    kinds = "deployment,service,serviceaccount,poddisruptionbudget,networkpolicy,configmap,secret"
-    objects = kubectl.run("get", kinds, f"--namespace={NAMESPACE}", "-o", "name").stdout.split()
+    namespace = json.loads(kubectl.run("get", "namespace", NAMESPACE, "-o", "json").stdout)
     print(
-        f"\napply (namespace, admin Secret, overlays/cpu, server-side): {len(objects)} objects "
-        f"in {NAMESPACE} in {seconds:.1f} s, {len(warnings)} warnings"
+        f"\napply (namespace, admin Secret, overlays/cpu; server-side): {len(applied.objects)} "
+        f"objects in {seconds:.1f} s, {len(applied.warnings)} warnings: {applied.objects}"
     )
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert warnings == []
-    assert "deployment.apps/triton" in objects
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert applied.warnings == []
+    assert "deployment.apps/triton" in applied.objects
 
 
 def test_privileged_pod_is_refused_by_pod_security_admission(kubectl: Kubectl) -> None:
+    # ServiceAccount admission refuses any pod until the controller manager has made the
+    # namespace's `default` account; only then does the refusal come from Pod Security.
+    wait_for(
+        "the namespace's default ServiceAccount",
+        lambda: kubectl.run("get", "serviceaccount", "default", f"--namespace={NAMESPACE}",
+                            check=False).returncode == 0,
+        timeout=30,
+    )  # fmt: skip
     result = kubectl.run(
         "apply", "--server-side", "-f", "-", check=False, input_text=json.dumps(PRIVILEGED_POD)
     )
@@ -58,3 +65,23 @@ def test_privileged_pod_is_refused_by_pod_security_admission(kubectl: Kubectl) -
     assert "privileged" in reason
     missing = kubectl.run("get", "pod", "privileged-probe", f"--namespace={NAMESPACE}", check=False)
     assert missing.returncode != 0
+
+
+def test_a_serviceaccount_token_authenticates(kubectl: Kubectl, api: KubeApi) -> None:
+    """A token the API server signs with the cluster's ServiceAccount key is accepted back."""
+    token = kubectl.run(
+        "create", "token", "triton", f"--namespace={NAMESPACE}", "--duration=10m"
+    ).stdout.strip()
+    context = ssl.create_default_context(cafile=api.context_ca)
+    request = urllib.request.Request(
+        f"https://{api.host}:{api.port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        data=json.dumps(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        ).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        user = json.loads(response.read())["status"]["userInfo"]
+    print(f"\nServiceAccount token: authenticated as {user['username']}")
+    assert user["username"] == f"system:serviceaccount:{NAMESPACE}:triton"

@@ -61,6 +61,6 @@ def test_cluster_down_leaves_nothing_behind(cluster: ClusterLayout) -> None:
     print(f"\n`make cluster-down`: {seconds:.1f} s; left: {leftovers}, processes: {processes}")
     assert result.returncode == 0, result.stderr
     assert processes == []
-    assert leftovers == {"links": [], "netns": [], "routes": []}
+    assert leftovers == {"nft": [], "links": [], "netns": [], "routes": []}
     assert network.processes_in_namespaces() == []
     assert not control_plane.is_running(cluster)

@@ -24,6 +24,9 @@ class KubeApi:
     host: str
     port: int
     context: ssl.SSLContext
+    # The cluster's CA file: what a client presenting a bearer token instead of a certificate
+    # trusts the server with.
+    context_ca: str
 
     @classmethod
     def from_kubeconfig(cls, path: Path) -> KubeApi:
@@ -34,7 +37,9 @@ class KubeApi:
         context = ssl.create_default_context(cafile=cluster["certificate-authority"])
         context.load_cert_chain(user["client-certificate"], user["client-key"])
         url = urlsplit(cluster["server"])
-        return cls(url.hostname or "127.0.0.1", url.port or 443, context)
+        return cls(
+            url.hostname or "127.0.0.1", url.port or 443, context, cluster["certificate-authority"]
+        )
 
     def request(
         self,
