@@ -69,7 +69,7 @@ CRD_VALIDATION_STAMP := $(CRD_VALIDATION_DIR)/node_modules/.installed-stamp
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(SETUP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
@@ -208,11 +208,11 @@ cluster: setup system-deps-where-possible ## Start a real Kubernetes control pla
 	$(CLUSTER) up
 
 .PHONY: cluster-down
-cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespace, veth or route of it is left
+cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespace, veth, route or nft table of it is left
 	$(CLUSTER) down
 
 .PHONY: e2e
-e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, endpoints; brings up `make cluster`
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load; brings up `make cluster`
 	$(BIN)/pytest -m e2e -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: reliability
