@@ -167,11 +167,31 @@ def is_running(layout: ClusterLayout) -> bool:
     return status == 200
 
 
+def other_clusters(layout: ClusterLayout) -> list[str]:
+    """The folders of clusters this tooling started from other checkouts on this machine: the
+    pod bridge, the pod subnet and kube-proxy's nft tables exist once per machine."""
+    found = set()
+    for cmdline in processes.command_lines():
+        executable = Path(cmdline[0]) if cmdline else Path()
+        if executable.name == "kube-apiserver" and executable.parent.parent.name == "bin":
+            cluster_root = executable.parent.parent.parent
+            if cluster_root.name == "cluster" and cluster_root != layout.root:
+                found.add(str(cluster_root))
+    return sorted(found)
+
+
 def up(layout: ClusterLayout) -> None:
     started = time.monotonic()
     if is_running(layout):
         print(f"cluster already running: reusing it (KUBECONFIG={layout.kubeconfig})")
         return
+    others = other_clusters(layout)
+    if others:
+        raise ClusterStartError(
+            f"another checkout's cluster runs on this machine ({', '.join(others)}): the pod "
+            "bridge, subnet and kube-proxy's nft tables exist once per machine; run "
+            "`make cluster-down` there first"
+        )
     # Half a cluster (a crash, a reboot) is cleared rather than patched up.
     down(layout, quiet=True)
     network.require_capabilities()
@@ -348,15 +368,22 @@ def _wait_node_ready(layout: ClusterLayout, server: str, context: ssl.SSLContext
 def down(layout: ClusterLayout, quiet: bool = False) -> None:
     for component in COMPONENTS:
         processes.stop(layout.pid_file(component), STOP_GRACE_SECONDS.get(component, 10.0))
-    # Whatever a killed runner left behind: pod processes in our namespaces, then the
-    # namespaces, veths and the bridge (its route goes with it).
-    for pid in network.processes_in_namespaces():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    network.remove_all()
     layout.state_file.unlink(missing_ok=True)
     # etcd's data goes: a new cluster starts empty, as a test cluster should.
     shutil.rmtree(layout.etcd_data, ignore_errors=True)
     shutil.rmtree(layout.pods, ignore_errors=True)
+    others = other_clusters(layout)
+    if others:
+        # The bridge and nft tables serve that cluster now (this one's runner removed its own
+        # pods' namespaces on SIGTERM): they are left to its own `down`.
+        if not quiet:
+            print(f"cluster down; the pod network stays for the cluster in {', '.join(others)}")
+        return
+    # Whatever a killed runner left behind: pod processes in our namespaces, then the
+    # namespaces, veths, the bridge (its route goes with it) and kube-proxy's tables.
+    for pid in network.processes_in_namespaces():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    network.remove_all()
     if not quiet:
-        print("cluster down: no process, network namespace or interface of it left")
+        print("cluster down: no process, network namespace, interface or nft table of it left")

@@ -42,6 +42,11 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def command_lines() -> list[list[str]]:
+    """Every process's command line (those that can be read)."""
+    return [_cmdline(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def running_pid(pid_file: Path) -> int | None:
     """The pid in `pid_file` if that process is alive and still the one started."""
     try:
