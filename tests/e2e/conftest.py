@@ -22,6 +22,7 @@ sys.path.insert(0, str(CHECKOUT / "tools" / "cluster"))
 
 from kubecluster import control_plane
 from kubecluster.build import binary_dir
+from kubecluster.crds import prometheus_operator_crds
 from kubecluster.kubeapi import KubeApi
 from kubecluster.layout import ClusterLayout, pinned_versions
 
@@ -103,6 +104,17 @@ def apply_release(kubectl: Kubectl, overlay: str) -> Applied:
         applied.objects += [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
         applied.warnings += [line for line in result.stderr.splitlines() if "Warning" in line]
     return applied
+
+
+@pytest.fixture(scope="session")
+def monitoring_crds(kubectl: Kubectl) -> list[str]:
+    """The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs, established."""
+    names = []
+    for crd in prometheus_operator_crds():
+        result = kubectl.run("apply", "--server-side", "-f", str(crd))
+        names += [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", *names)
+    return names
 
 
 @pytest.fixture(scope="session")

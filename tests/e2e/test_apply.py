@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from kubecluster.kubeapi import KubeApi
 
-from tests.e2e.conftest import NAMESPACE, Kubectl, apply_release, wait_for
+from tests.e2e.conftest import LOCAL_OVERLAYS, NAMESPACE, Kubectl, apply_release, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -85,3 +85,22 @@ def test_a_serviceaccount_token_authenticates(kubectl: Kubectl, api: KubeApi) ->
         user = json.loads(response.read())["status"]["userInfo"]
     print(f"\nServiceAccount token: authenticated as {user['username']}")
     assert user["username"] == f"system:serviceaccount:{NAMESPACE}:triton"
+
+
+def test_cpu_hpa_overlay_is_accepted_with_zero_warnings(
+    kubectl: Kubectl, monitoring_crds: list[str], cpu_release: None
+) -> None:
+    """A server-side dry run: admission, the CRDs' schemas and CEL rules and defaulting all
+    run, and the cpu release stays as it is for the other scenarios."""
+    result = kubectl.run(
+        "apply", "--server-side", "--dry-run=server", "-k", str(LOCAL_OVERLAYS / "cpu-hpa")
+    )
+    objects = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    warnings = [line for line in result.stderr.splitlines() if "Warning" in line]
+    print(
+        f"\ncpu-hpa (server-side dry run, CRDs {', '.join(monitoring_crds)}): "
+        f"{len(objects)} objects, {len(warnings)} warnings"
+    )
+    assert warnings == []
+    assert {"servicemonitor.monitoring.coreos.com/triton",
+            "horizontalpodautoscaler.autoscaling/triton"} <= set(objects)  # fmt: skip
