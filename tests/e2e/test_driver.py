@@ -10,7 +10,7 @@ import pytest
 from kubecluster.build import BuildError, ensure_binaries
 from kubecluster.image_map import UnmappableContainer, serving_image_map
 from kubecluster.layout import ClusterLayout, pinned_versions
-from kubecluster.pod_spec import plan_container
+from kubecluster.pod_spec import container_env, expand, plan_container
 
 SERVING_IMAGE = "ghcr.io/example/scalable-inference-server:0.1.0"
 
@@ -58,3 +58,37 @@ def test_the_hooks_and_server_map_to_the_checkout(tmp_path: Path) -> None:
     probe = image_map.map_path("/opt/scalable-inference-server/bin/triton-probe")
     assert probe is not None and probe.endswith("scripts/pod_hooks/health_probe.py")
     assert image_map.map_argument("--model-repository=/models").endswith("/model_repository")
+
+
+def test_variables_expand_as_kubernetes_expands_them() -> None:
+    env = {"MODEL_REPOSITORY": "/models"}
+    assert expand("--model-repository=$(MODEL_REPOSITORY)", env) == "--model-repository=/models"
+    assert (
+        expand("$(UNDEFINED) and $$(MODEL_REPOSITORY)", env)
+        == "$(UNDEFINED) and $(MODEL_REPOSITORY)"
+    )
+
+
+def test_env_comes_from_configmaps_secrets_and_the_downward_api() -> None:
+    objects = {
+        ("configmaps", "settings"): {"data": {"MODEL_REPOSITORY": "/models"}},
+        ("secrets", "admin"): {"data": {"header-value": "a2V5"}},  # "key"
+    }
+    container = {
+        "name": "triton",
+        "env": [
+            {"name": "MODEL_REPOSITORY", "valueFrom": {"configMapKeyRef": {
+                "name": "settings", "key": "MODEL_REPOSITORY"}}},
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {
+                "name": "admin", "key": "header-value"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "ARGS", "value": "--repo=$(MODEL_REPOSITORY)"},
+        ],
+    }  # fmt: skip
+    env = container_env(pod(container), container, lambda kind, name: objects[(kind, name)],
+                        "10.244.0.9", "10.244.0.1")  # fmt: skip
+    assert env["MODEL_REPOSITORY"] == "/models"
+    assert env["KEY"] == "key"
+    assert env["POD_IP"] == "10.244.0.9"
+    assert env["ARGS"] == "--repo=/models"
+    assert env["HOSTNAME"] == "p"

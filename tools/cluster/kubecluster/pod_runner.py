@@ -53,6 +53,7 @@ POLL_SECONDS = 0.5
 # The kubelet's crash-loop back-off: 10 s doubling to 5 minutes.
 BACKOFF_START_SECONDS = 10.0
 BACKOFF_MAX_SECONDS = 300.0
+BACKOFF_RESET_SECONDS = 600.0
 # Past the grace period the kubelet gives a preStop hook that used it all 2 s more for SIGTERM.
 PRESTOP_OVERRUN_SECONDS = 2.0
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -135,6 +136,7 @@ class PodWorker:
     lock: threading.Lock = field(default_factory=threading.Lock)
     start_time: str = field(default_factory=now_rfc3339)
     network_ready: bool = False
+    namespace: str = ""
     last_status: str = ""
 
     @property
@@ -255,7 +257,9 @@ class PodWorker:
         plan = self._plan(container)
         if plan is None:
             return
-        backoff = BACKOFF_START_SECONDS
+        # The kubelet restarts at once the first time, then backs off 10 s, 20 s, ... 5 min,
+        # and forgets the back-off after a container has run for 10 minutes.
+        backoff = 0.0
         while not self.terminating.is_set():
             log_file = self.folder / f"{name}.log"
             with self.lock:
@@ -273,8 +277,11 @@ class PodWorker:
             self.write_status()
             restart_reason = self._supervise(plan, running, state)
             exit_code = running.exited()
+            if exit_code is None or exit_code < 0:
+                # Killed by a signal: the runtime's convention, 128 + the signal's number.
+                exit_code = 128 + (-exit_code if exit_code else 9)
             state.last_terminated = {
-                "exitCode": exit_code if exit_code is not None else 137,
+                "exitCode": exit_code,
                 "reason": "Completed" if exit_code == 0 else "Error",
                 **({"message": restart_reason} if restart_reason else {}),
                 "startedAt": state.running_since,
@@ -289,13 +296,14 @@ class PodWorker:
             state.restart_count += 1
             state.running_since = None
             ran_for = time.monotonic() - running.started_at
-            backoff = BACKOFF_START_SECONDS if ran_for > 600 else backoff
-            state.waiting = ("CrashLoopBackOff", f"back-off {backoff:.0f}s restarting {name}")
+            backoff = 0.0 if ran_for > BACKOFF_RESET_SECONDS else backoff
+            if backoff:
+                state.waiting = ("CrashLoopBackOff", f"back-off {backoff:.0f}s restarting {name}")
             self.write_status()
             why = restart_reason or f"exit {exit_code}"
             log(f"{self.key}/{name}: stopped ({why}); restart in {backoff:.0f} s")
             self.terminating.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+            backoff = min(backoff * 2 or BACKOFF_START_SECONDS, BACKOFF_MAX_SECONDS)
         self.write_status()
 
     def _supervise(
