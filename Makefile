@@ -18,6 +18,9 @@ PYTEST_ARGS ?=
 IMAGE_REF ?= scalable-inference-server:dev
 # make tools-image: the tools image of the in-cluster calibration Job (kustomize/jobs/calibrate).
 TOOLS_IMAGE_REF ?= scalable-inference-server-tools:dev
+# make cluster / make e2e (docs/cluster.md): the control plane's driver, a package of the Go module
+# that pins the Kubernetes and etcd versions (tools/cluster/go.mod).
+CLUSTER = PYTHONPATH=tools/cluster $(BIN)/python -m kubecluster
 # make reliability (docs/reliability.md): soak length, and where the summary table goes.
 SOAK_MINUTES ?= 10
 RELIABILITY_OUT ?= .work/reliability
@@ -66,7 +69,7 @@ CRD_VALIDATION_STAMP := $(CRD_VALIDATION_DIR)/node_modules/.installed-stamp
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(SETUP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
@@ -96,17 +99,19 @@ reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_emb
 	HF_HUB_OFFLINE=1 $(REFERENCE_VENV)/bin/python tools/regenerate_reference_embeddings.py
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests)
+system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests, nftables for make cluster)
 	apt-get update -qq
 	@# nginx (not the transitional nginx-light): its http_upstream and grpc modules proxy the local replicas.
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx
+	@# nftables: kube-proxy's nftables mode in `make cluster` programs the Services with nft.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx nftables
 	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
 # `make test` on a fresh machine: install the Debian packages above where this user can (root, or
 # sudo without a password); elsewhere the tests that need them skip and name the command to run.
 SYSTEM_DEPS_PRESENT = command -v prometheus && command -v promtool && command -v npm \
-	&& { command -v nginx || test -x /usr/sbin/nginx; } && /sbin/ldconfig -p | grep -q libb64
+	&& { command -v nginx || test -x /usr/sbin/nginx; } && /sbin/ldconfig -p | grep -q libb64 \
+	&& { command -v nft || test -x /usr/sbin/nft; }
 
 .PHONY: system-deps-where-possible
 system-deps-where-possible:
@@ -196,7 +201,19 @@ test: setup system-deps-where-possible manifest-tools ## Run the whole test suit
 # The unit tests: no real server, no cluster tooling (markers in pyproject.toml). Under two minutes.
 .PHONY: test-fast
 test-fast: setup ## Run the unit tests only (no Triton, no manifests tooling): the inner loop
-	$(BIN)/pytest -m "not server and not slow and not kubernetes" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not server and not slow and not kubernetes and not e2e" $(PYTEST_ARGS)
+
+.PHONY: cluster
+cluster: setup system-deps-where-possible ## Start a real Kubernetes control plane (etcd, API server, controllers, scheduler, kube-proxy, pod runner) on loopback; KUBECONFIG=.work/cluster/kubeconfig
+	$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespace, veth, route or nft table of it is left
+	$(CLUSTER) down
+
+.PHONY: e2e
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load; brings up `make cluster`
+	$(BIN)/pytest -m e2e -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)

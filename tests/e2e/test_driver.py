@@ -1,0 +1,94 @@
+"""The cluster tooling's own answers that need no cluster (so they run in `make test` too): a
+failed build names the module and version, and the pod runner refuses what it cannot map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubecluster.build import BuildError, ensure_binaries
+from kubecluster.image_map import UnmappableContainer, serving_image_map
+from kubecluster.layout import ClusterLayout, pinned_versions
+from kubecluster.pod_spec import container_env, expand, plan_container
+
+SERVING_IMAGE = "ghcr.io/example/scalable-inference-server:0.1.0"
+
+
+def test_a_failed_build_names_the_module_and_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_go = tmp_path / "go"
+    fake_go.write_text("#!/bin/sh\necho 'go: module lookup disabled' >&2\nexit 1\n")
+    fake_go.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with pytest.raises(BuildError) as raised:
+        ensure_binaries(ClusterLayout(tmp_path / "cluster"), log=False)
+    message = str(raised.value)
+    assert f"go.etcd.io/etcd/server/v3 {pinned_versions().etcd}" in message
+    assert "module lookup disabled" in message
+
+
+def pod(container: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "namespace": "n", "uid": "u"},
+        "spec": {"securityContext": {"runAsUser": 10001}, "containers": [container]},
+    }
+
+
+def plan(container: dict[str, Any], tmp_path: Path) -> None:
+    image_map = serving_image_map(tmp_path / "tritonserver" / "bin" / "tritonserver")
+    plan_container(pod(container), container, image_map, {}, lambda *_: {}, "10.244.0.9",
+                   "10.244.0.1", tmp_path)  # fmt: skip
+
+
+def test_a_foreign_image_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(UnmappableContainer, match="is not the serving image"):
+        plan({"name": "web", "image": "nginx:1.27", "command": ["nginx"]}, tmp_path)
+
+
+def test_an_image_path_without_a_local_counterpart_is_refused(tmp_path: Path) -> None:
+    container = {"name": "triton", "image": SERVING_IMAGE, "command": ["/usr/bin/unknown-tool"]}
+    with pytest.raises(UnmappableContainer, match="'/usr/bin/unknown-tool' is not a path"):
+        plan(container, tmp_path)
+
+
+def test_the_hooks_and_server_map_to_the_checkout(tmp_path: Path) -> None:
+    image_map = serving_image_map(tmp_path / "tritonserver" / "bin" / "tritonserver")
+    probe = image_map.map_path("/opt/scalable-inference-server/bin/triton-probe")
+    assert probe is not None and probe.endswith("scripts/pod_hooks/health_probe.py")
+    assert image_map.map_argument("--model-repository=/models").endswith("/model_repository")
+
+
+def test_variables_expand_as_kubernetes_expands_them() -> None:
+    env = {"MODEL_REPOSITORY": "/models"}
+    assert expand("--model-repository=$(MODEL_REPOSITORY)", env) == "--model-repository=/models"
+    assert (
+        expand("$(UNDEFINED) and $$(MODEL_REPOSITORY)", env)
+        == "$(UNDEFINED) and $(MODEL_REPOSITORY)"
+    )
+
+
+def test_env_comes_from_configmaps_secrets_and_the_downward_api() -> None:
+    objects = {
+        ("configmaps", "settings"): {"data": {"MODEL_REPOSITORY": "/models"}},
+        ("secrets", "admin"): {"data": {"header-value": "a2V5"}},  # "key"
+    }
+    container = {
+        "name": "triton",
+        "env": [
+            {"name": "MODEL_REPOSITORY", "valueFrom": {"configMapKeyRef": {
+                "name": "settings", "key": "MODEL_REPOSITORY"}}},
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {
+                "name": "admin", "key": "header-value"}}},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "ARGS", "value": "--repo=$(MODEL_REPOSITORY)"},
+        ],
+    }  # fmt: skip
+    env = container_env(pod(container), container, lambda kind, name: objects[(kind, name)],
+                        "10.244.0.9", "10.244.0.1")  # fmt: skip
+    assert env["MODEL_REPOSITORY"] == "/models"
+    assert env["KEY"] == "key"
+    assert env["POD_IP"] == "10.244.0.9"
+    assert env["ARGS"] == "--repo=/models"
+    assert env["HOSTNAME"] == "p"

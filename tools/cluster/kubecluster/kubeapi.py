@@ -1,0 +1,85 @@
+"""A small client for the Kubernetes API from a kubeconfig with client certificates: enough
+for the pod runner (nodes, leases, pods, their status, ConfigMaps and Secrets) and the tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, method: str, path: str, body: str) -> None:
+        super().__init__(f"{method} {path}: {status} {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class KubeApi:
+    host: str
+    port: int
+    context: ssl.SSLContext
+    # The cluster's CA file: what a client presenting a bearer token instead of a certificate
+    # trusts the server with.
+    context_ca: str
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path) -> KubeApi:
+        # The kubeconfigs written by control_plane are JSON (a subset of YAML).
+        config = json.loads(path.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        user = config["users"][0]["user"]
+        context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+        context.load_cert_chain(user["client-certificate"], user["client-key"])
+        url = urlsplit(cluster["server"])
+        return cls(
+            url.hostname or "127.0.0.1", url.port or 443, context, cluster["certificate-authority"]
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> Any:
+        connection = http.client.HTTPSConnection(
+            self.host, self.port, context=self.context, timeout=timeout
+        )
+        try:
+            payload = None if body is None else json.dumps(body).encode()
+            headers = {"Accept": "application/json"}
+            if payload is not None:
+                headers["Content-Type"] = content_type
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode(errors="replace")
+        finally:
+            connection.close()
+        if response.status >= 300:
+            raise ApiError(response.status, method, path, text)
+        return json.loads(text) if text else None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def create(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body)
+
+    def replace(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body)
+
+    def delete(self, path: str, body: Any = None) -> Any:
+        return self.request("DELETE", path, body)
+
+    def strategic_patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body, "application/strategic-merge-patch+json")
+
+    def merge_patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body, "application/merge-patch+json")
