@@ -6,7 +6,8 @@ commands in a package: `commands/autoscaling/<action>.py` is `inference-tools au
 the parsed arguments and returns the exit status, and has an epilog of examples. The modules
 parse options and call the feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which
 hold the logic. Every parser is a `command_parser.CommandParser`: the help format (defaults
-shown) and the global options live there.
+shown) and the global options live there. The lab's commands (benchmark study, simulation, fault
+runs) are `python -m lab` from a checkout, never in this package.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from inference_tools.command_parser import CommandParser
+from inference_tools.command_parser import command_tree
 from inference_tools.commands import (
     autoscaling,
     build_models,
+    drain,
     models,
     perf,
-    pod_hooks,
+    probe,
     publish,
-    reliability,
+    rollback,
     serve,
     validate_manifests,
 )
@@ -35,15 +37,17 @@ COMMAND_MODULES = [
     validate_manifests,
     models,
     publish,
+    rollback,
     perf,
     autoscaling,
-    reliability,
-    pod_hooks,
+    drain,
+    probe,
 ]
 
 DESCRIPTION = """\
 Tooling for a Triton Inference Server deployment: serve the model repository locally on the CPU,
-build the model artefacts, publish models, benchmark, and plan autoscaling.
+build the model artefacts, publish and roll back models, calibrate autoscaling, render and
+validate the manifests, drain and probe a server.
 
 Run `inference-tools COMMAND --help` for the options of each command. The global options
 (-v) go before or after the command.
@@ -51,15 +55,12 @@ Run `inference-tools COMMAND --help` for the options of each command. The global
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog="inference-tools", description=DESCRIPTION, top_level=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        module.register(subparsers)
-    return parser
+    return command_tree("inference-tools", DESCRIPTION, COMMAND_MODULES)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run the command argv names; `parser`: another command tree run the same way (the lab's)."""
+    args = (parser or build_parser()).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

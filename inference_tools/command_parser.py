@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 EXAMPLE_HEADINGS = ("Example:", "Examples:")
@@ -87,3 +89,41 @@ class CommandParser(argparse.ArgumentParser):
     ) -> None:
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
         add_global_options(self, top_level)
+
+
+def command_tree(prog: str, description: str, modules: Sequence[ModuleType]) -> CommandParser:
+    """A top-level parser with one command per module (each `module.register(subparsers)`):
+    `inference-tools`, and the lab's `python -m lab`."""
+    parser = CommandParser(prog=prog, description=description, top_level=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in modules:
+        module.register(subparsers)
+    return parser
+
+
+def add_command_group(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str,
+    modules: Sequence[ModuleType],
+) -> None:
+    """A command whose actions are modules of a package (`autoscaling calibrate`, ...)."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    actions = parser.add_subparsers(dest=f"{name}_action", metavar="ACTION", required=True)
+    for module in modules:
+        module.register(actions)
+
+
+def add_module_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    module: ModuleType,
+    help: str,
+    epilog: str,
+) -> None:
+    """A command that a module carries whole: its docstring, `add_arguments(parser)` and
+    `run(args)` (the pod hooks, which run the same outside the tooling)."""
+    parser = subparsers.add_parser(name, help=help, description=module.__doc__, epilog=epilog)
+    module.add_arguments(parser)
+    parser.set_defaults(func=module.run)

@@ -1,2 +1,3 @@
-"""Autoscaling on Triton's queue metrics: the Kubernetes HPA algorithm, the rendered scaling
-configuration, the local end-to-end loop, target calibration and a capacity simulation."""
+"""Autoscaling on Triton's queue metrics: the rendered scaling configuration
+(`rendered_settings`, `hpa_spec`), the ServiceMonitor's scrape settings and target calibration.
+The simulator, the HPA algorithm's model and the local loop are the lab's (`lab/autoscaling/`)."""

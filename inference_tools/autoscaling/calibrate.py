@@ -240,7 +240,7 @@ def _targets_comment(calibration: Calibration, results: Sequence[LevelResult], s
 
 def quantity_text(value: float) -> str:
     """A target as the API writes quantities back: whole numbers bare, others in milli-units."""
-    from kubernetes.utils.quantity import format_quantity  # see hpa.quantity_value
+    from kubernetes.utils.quantity import format_quantity  # see hpa_spec.quantity_value
 
     if value == int(value):
         return str(int(value))

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from inference_tools.autoscaling.hpa import (
+from inference_tools.autoscaling.hpa_spec import (
     EXTERNAL_METRIC,
     Behavior,
     HPASpec,

@@ -26,16 +26,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_api_client import PrometheusConnect
-
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.autoscaling.hpa import HorizontalPodAutoscaler, HPASpec, Observation, Pod
+from inference_tools.autoscaling.hpa_spec import HPASpec
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.perf.targets import resolve_target
 from inference_tools.prometheus_runner import LocalPrometheus
 from inference_tools.triton_runtime import perf_analyzer_env
+from prometheus_api_client import PrometheusConnect
+
+from lab.autoscaling.hpa import HorizontalPodAutoscaler, Observation, Pod
 
 LOG = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # before pyplot: no display here
 import matplotlib.pyplot as plt
 import numpy as np
 
-from inference_tools.autoscaling.loop import LoopResult
-from inference_tools.autoscaling.simulator import SimulationResult
+from lab.autoscaling.loop import LoopResult
+from lab.autoscaling.simulator import SimulationResult
 
 
 def _phase_marks(axes: Sequence[plt.Axes], result: LoopResult) -> None:

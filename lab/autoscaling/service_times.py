@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-from inference_tools.autoscaling.simulator import ServiceTimes
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import roles_from_folder
 from inference_tools.perf.dataset import generate_texts
 from inference_tools.triton_metrics import scrape_per_model
+
+from lab.autoscaling.simulator import ServiceTimes
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 

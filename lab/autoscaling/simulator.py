@@ -8,7 +8,7 @@ with the fewest requests outstanding (what an L7 gateway does). The monitoring p
 modelled on the deployed one: scrapes every 15 s, the recording rules' windows (queue time per
 request over 1 minute, pending requests averaged over 30 s, requests per second over 45 s) and
 caps, CPU utilisation averaged over a minute as metrics-server reports it, and the HPA
-algorithm (inference_tools.autoscaling.hpa) with the rendered object's settings every 15 s.
+algorithm (lab.autoscaling.hpa) with the rendered object's settings every 15 s.
 Every policy is measured against an oracle autoscaler (`OracleAutoscaler`) on the same trace.
 """
 
@@ -23,23 +23,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-
 from inference_tools.autoscaling.calibrate import QUEUE_HEADROOM, REQUEST_RATE_HEADROOM
-from inference_tools.autoscaling.hpa import (
+from inference_tools.autoscaling.hpa_spec import (
     PERCENT_POLICY,
     PODS_POLICY,
     RESOURCE_METRIC,
     UTILIZATION,
     Behavior,
-    HorizontalPodAutoscaler,
     HPASpec,
     MetricTarget,
-    Observation,
-    Pod,
     ScalingPolicy,
     ScalingRules,
 )
 from inference_tools.autoscaling.rendered_settings import SignalCap
+
+from lab.autoscaling.hpa import HorizontalPodAutoscaler, Observation, Pod
 
 SCRAPE_INTERVAL_S = 15.0
 SYNC_PERIOD_S = 15.0

@@ -1,4 +1,4 @@
-"""`inference-tools perf`: benchmark the served pipeline against its baselines; write the report."""
+"""`python -m lab perf`: benchmark the served pipeline against its baselines; write the report."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+from inference_tools.paths import MODEL_REPOSITORY, RESULTS_DIR
 
 DEFAULT_OUT = RESULTS_DIR / "latest"
 DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
-# The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
-PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
 DESCRIPTION = """\
 Benchmark a served model with perf_analyzer, next to the baselines it is compared with:
@@ -22,9 +20,8 @@ Benchmark a served model with perf_analyzer, next to the baselines it is compare
   run      measure, then write the report (results.csv, breakdown.csv, report.md, plots)
   tune     compare encoder instance counts and thread settings, served side by side
   report   write the report again from an existing results folder
-  dataset  write the benchmark's texts as perf_analyzer --input-data JSON
 
-Run `inference-tools perf ACTION --help` for the options of each.
+Run `python -m lab perf ACTION --help` for the options of each.
 """
 
 RUN_HELP = """\
@@ -36,12 +33,12 @@ breakdown.csv, report.md and two PNG plots into --out.
 """
 RUN_EXAMPLES = """\
 Examples:
-  inference-tools perf run                              # starts a local server on free ports
-  inference-tools perf run --url 127.0.0.1:8001 --protocol grpc
-  inference-tools perf run --model digits               # another model, Triton alone
-  inference-tools perf run --serving-path only          # the serving path alone (lookup encoder)
-  inference-tools perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
-  inference-tools perf run --concurrency 1,8,32 --offered-fractions 0.5
+  python -m lab perf run                              # starts a local server on free ports
+  python -m lab perf run --url 127.0.0.1:8001 --protocol grpc
+  python -m lab perf run --model digits               # another model, Triton alone
+  python -m lab perf run --serving-path only          # the serving path alone (lookup encoder)
+  python -m lab perf run --smoke --out /tmp/perf      # a short run that checks the plumbing
+  python -m lab perf run --concurrency 1,8,32 --offered-fractions 0.5
 """
 
 TUNE_HELP = """\
@@ -53,8 +50,8 @@ Run it on the hardware you deploy to, then copy the winner into minilm's config.
 """
 TUNE_EXAMPLES = """\
 Examples:
-  inference-tools perf tune                                  # defaults from the CPU count
-  inference-tools perf tune --variants 16x1,4x4,2x8 --rounds 3
+  python -m lab perf tune                                  # defaults from the CPU count
+  python -m lab perf tune --variants 16x1,4x4,2x8 --rounds 3
 """
 
 REPORT_HELP = """\
@@ -64,19 +61,8 @@ Job prints (kustomize/components/perf-job/README.md).
 """
 REPORT_EXAMPLES = """\
 Examples:
-  inference-tools perf report perf/results/latest
-  inference-tools perf report perf/results/cluster/pod  # from the perf Job's CSVs only
-"""
-
-DATASET_HELP = """\
-Write the benchmark's texts as a perf_analyzer --input-data JSON file. The texts come from a
-fixed seed, so the file is the same on every run; the default output is the copy the Kubernetes
-perf Job mounts (a ConfigMap takes files from inside its kustomization only).
-"""
-DATASET_EXAMPLES = """\
-Examples:
-  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
-  inference-tools perf dataset /tmp/input_data.json
+  python -m lab perf report perf/results/latest
+  python -m lab perf report perf/results/cluster/pod  # from the perf Job's CSVs only
 """
 
 
@@ -207,17 +193,6 @@ def register(subparsers: Any) -> None:
     tune.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
     tune.set_defaults(func=tune_command)
 
-    data = commands.add_parser(
-        "dataset",
-        help="write the data set as perf_analyzer --input-data JSON (reproducible)",
-        description=DATASET_HELP,
-        epilog=DATASET_EXAMPLES,
-    )
-    data.add_argument(
-        "output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA, help="JSON file to write"
-    )
-    data.set_defaults(func=dataset_command)
-
     report = commands.add_parser(
         "report",
         help="write the report of an existing results folder",
@@ -245,7 +220,7 @@ def _prepare_local_servers(model_repository: Path) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from inference_tools.perf.suite import SuiteOptions, run_suite, smoke
+    from lab.perf.suite import SuiteOptions, run_suite, smoke
 
     options = SuiteOptions(
         out_dir=args.out.resolve(),
@@ -260,7 +235,7 @@ def run_command(args: argparse.Namespace) -> int:
         measurement_interval_ms=args.duration_ms,
         baselines=not args.no_baselines and _is_local(args.url),
         serving_path=args.serving_path,
-        command=shlex.join(["inference-tools", *sys.argv[1:]]),
+        command=shlex.join(["python", "-m", "lab", *sys.argv[1:]]),
     )
     if args.serving_path == "only" and args.url:
         print(
@@ -280,7 +255,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def tune_command(args: argparse.Namespace) -> int:
-    from inference_tools.perf.tuning import (
+    from lab.perf.tuning import (
         TUNING_MD,
         TuningOptions,
         Variant,
@@ -314,16 +289,8 @@ def tune_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from inference_tools.perf.report import write_report
+    from lab.perf.report import write_report
 
     report = write_report(args.results)
     print(f"report: {report.markdown}")
-    return 0
-
-
-def dataset_command(args: argparse.Namespace) -> int:
-    from inference_tools.perf import dataset
-
-    path = dataset.write_json(dataset.triton_input_data(dataset.generate_texts()), args.output)
-    print(f"wrote {path}")
     return 0

@@ -1,4 +1,4 @@
-"""`inference-tools reliability`: the fault scenarios at full length, and their summary table."""
+"""`python -m lab reliability`: the fault scenarios at full length, and their summary table."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from inference_tools.paths import MODEL_REPOSITORY, work_dir
-from inference_tools.reliability import (
-    backend_crash,
-    drain_cases,
-    hostile_input,
-    local_stop,
-    overload,
-    restart_at_once,
-    rolling_restart,
-    sigterm_in_flight,
-    soak,
-)
-from inference_tools.reliability.pod_lifecycle import DEFAULT_OVERLAY, PodLifecycle, pod_lifecycle
-from inference_tools.reliability.report import ScenarioResult, markdown_table, write_reports
+
+from lab.reliability.pod_lifecycle import DEFAULT_OVERLAY, PodLifecycle, pod_lifecycle
+from lab.reliability.report import ScenarioResult, markdown_table, write_reports
+from lab.reliability.scenarios.backend_crash import scenario as backend_crash
+from lab.reliability.scenarios.drain_cases import scenario as drain_cases
+from lab.reliability.scenarios.hostile_input import scenario as hostile_input
+from lab.reliability.scenarios.local_stop import scenario as local_stop
+from lab.reliability.scenarios.overload import scenario as overload
+from lab.reliability.scenarios.restart_at_once import scenario as restart_at_once
+from lab.reliability.scenarios.rolling_restart import scenario as rolling_restart
+from lab.reliability.scenarios.sigterm_in_flight import scenario as sigterm_in_flight
+from lab.reliability.scenarios.soak import scenario as soak
 
 LOG = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ Takes about 25 minutes with the default soak; needs nginx (make system-deps) and
 """
 EXAMPLES = """\
 Examples:
-  inference-tools reliability                         # all, 10-minute soak
-  inference-tools reliability --soak-minutes 60 --only soak
+  python -m lab reliability                         # all, 10-minute soak
+  python -m lab reliability --soak-minutes 60 --only soak
 """
 
 Scenario = Callable[[Path, PodLifecycle, argparse.Namespace], ScenarioResult]
@@ -106,7 +105,7 @@ def _scenarios() -> dict[str, list[Scenario]]:
 
 
 def _model_store(repo: Path, life: PodLifecycle, args: argparse.Namespace) -> ScenarioResult:
-    from inference_tools.reliability import model_store
+    from lab.reliability.scenarios.model_store import scenario as model_store
 
     return model_store.run()
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from inference_tools.perf.perf_analyzer import PERCENTILES
-from inference_tools.perf.pipeline import EmbeddingPipeline
+
+from lab.perf.inprocess_baseline import EmbeddingPipeline
 from python_backend.tokenization import bucket_length
 
 

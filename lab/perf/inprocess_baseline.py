@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
 from inference_tools.model_config import config_as_dict, read_model_config
+
 from python_backend.contract import ENCODER, INPUT_IDS, SENTENCE_EMBEDDING, TOKENIZER
 from python_backend.tokenization import TextTokenizer
 from python_backend.tokenizer_model import TokenizerModel

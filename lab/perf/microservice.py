@@ -6,7 +6,7 @@ generator and the same data set as Triton. It handles one request at a time: the
 coroutine that runs the model on the event loop, the way such services are usually written.
 
 Run it as its own process (as a real service would be):
-    python -m inference_tools.perf.microservice --port 8080
+    python -m lab.perf.microservice --port 8080
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel
-
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
 from inference_tools.paths import MODEL_REPOSITORY
-from inference_tools.perf.pipeline import EmbeddingPipeline
 from inference_tools.subprocesses import ManagedService, stop_process
+from pydantic import BaseModel
+
+from lab.perf.inprocess_baseline import EmbeddingPipeline
 
 ENDPOINT = "v1/embeddings"
 MODEL_NAME = "all-MiniLM-L6-v2"

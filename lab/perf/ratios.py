@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inference_tools.perf.perf_analyzer import Measurement
-from inference_tools.perf.results import InProcessRow
+
+from lab.perf.results import InProcessRow
 
 # Roles of the in-process rows (results.InProcessRow.role) that the targets read.
 BATCH1_ROLE_PREFIX = "batch1"  # the floor's better thread setting, before and after Triton's c1

@@ -17,10 +17,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 
 import matplotlib.pyplot as plt
-
-from inference_tools.perf import serving_path, serving_path_report
 from inference_tools.perf.perf_analyzer import PERCENTILES, Measurement
-from inference_tools.perf.ratios import (
+
+from lab.perf import serving_path, serving_path_report
+from lab.perf.ratios import (
     Ratio,
     all_ratios,
     concurrency_sweep,
@@ -28,7 +28,7 @@ from inference_tools.perf.ratios import (
     microservice_ratio_ceiling,
     saturation,
 )
-from inference_tools.perf.results import (
+from lab.perf.results import (
     MICROSERVICE,
     TRITON,
     InProcessRow,

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference_tools.perf.inprocess import InProcessResult
 from inference_tools.perf.perf_analyzer import (
     PERCENTILES,
     LoadLevel,
     Measurement,
     parse_report,
 )
+
+from lab.perf.inprocess import InProcessResult
 
 TRITON = "triton"
 MICROSERVICE = "microservice"

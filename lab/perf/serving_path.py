@@ -23,8 +23,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pod_hooks.fit_instances import available_cpus
-
 from inference_tools import bert_onnx
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import read_model_config
@@ -37,6 +35,7 @@ from inference_tools.perf.perf_analyzer import (
     parse_report,
     run_level,
 )
+from pod_hooks.fit_instances import available_cpus
 
 FOLDER = "serving-path"
 RUN_JSON = "run.json"

@@ -9,11 +9,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 
 import matplotlib.pyplot as plt
-
 from inference_tools.perf.perf_analyzer import Measurement
-from inference_tools.perf.ratios import Ratio
-from inference_tools.perf.results import measurement_record
-from inference_tools.perf.serving_path import (
+
+from lab.perf.ratios import Ratio
+from lab.perf.results import measurement_record
+from lab.perf.serving_path import (
     PROTOCOLS,
     TARGET_PER_CORE,
     TARGET_PROTOCOL,

@@ -20,12 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import config_as_dict, read_model_config
-from inference_tools.perf import dataset, inprocess, serving_path
-from inference_tools.perf.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
+from inference_tools.perf import dataset
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     Measurement,
@@ -33,10 +30,15 @@ from inference_tools.perf.perf_analyzer import (
     PerfAnalyzerSettings,
     run_level,
 )
-from inference_tools.perf.pipeline import EmbeddingPipeline
-from inference_tools.perf.ratios import SERVED_THREADS_ROLE_PREFIX, saturation
-from inference_tools.perf.report import Report, write_report
-from inference_tools.perf.results import (
+from inference_tools.perf.targets import Target, resolve_target
+from tqdm import tqdm
+
+from lab.perf import inprocess, serving_path
+from lab.perf.inprocess_baseline import EmbeddingPipeline
+from lab.perf.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
+from lab.perf.ratios import SERVED_THREADS_ROLE_PREFIX, saturation
+from lab.perf.report import Report, write_report
+from lab.perf.results import (
     MICROSERVICE,
     RAW,
     TRITON,
@@ -44,7 +46,6 @@ from inference_tools.perf.results import (
     write_inprocess,
     write_run_info,
 )
-from inference_tools.perf.targets import Target, resolve_target
 from python_backend.contract import ENCODER
 
 LOG = logging.getLogger(__name__)

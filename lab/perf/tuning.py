@@ -1,4 +1,4 @@
-"""`inference-tools perf tune`: which instance count and thread setting serve the encoder best.
+"""`python -m lab perf tune`: which instance count and thread setting serve the encoder best.
 
 Every candidate is served at once, each by its own local Triton on a copy of the model
 repository that differs only in the encoder's `instance_group` count and ONNX Runtime
@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
-from tqdm import tqdm
-
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import read_model_config
-from inference_tools.perf import dataset, inprocess
+from inference_tools.perf import dataset
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     PerfAnalyzerError,
     PerfAnalyzerSettings,
     run_level,
 )
-from inference_tools.perf.pipeline import EmbeddingPipeline
-from inference_tools.perf.suite import FLOOR_THREADS
+from tqdm import tqdm
+
+from lab.perf import inprocess
+from lab.perf.inprocess_baseline import EmbeddingPipeline
+from lab.perf.suite import FLOOR_THREADS
 from python_backend.contract import ENCODER, ENSEMBLE
 
 THREADS_PARAMETER = "intra_op_thread_count"

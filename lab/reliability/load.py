@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import tritonclient.grpc as grpcclient
+from inference_tools.grpc_retry import retrying_channel_args
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from inference_tools.grpc_retry import retrying_channel_args
 from python_backend.contract import EMBEDDING, EMBEDDING_SIZE, ENSEMBLE, TEXT
 
 LOG = logging.getLogger(__name__)
@@ -108,8 +108,9 @@ def text_tensor(index: int, count: int = 1) -> grpcclient.InferInput:
     return tensor
 
 
-class HttpEmbedder:
-    """One keep-alive HTTP/1.1 connection sending KServe v2 JSON requests."""
+class HttpEmbeddingClient:
+    """A client of the embedding model: one keep-alive HTTP/1.1 connection sending KServe v2 JSON
+    requests, one per call."""
 
     def __init__(
         self, address: str, texts_per_request: int = 1, timeout_s: float = HTTP_TIMEOUT_S
@@ -162,7 +163,9 @@ def grpc_client(address: str, retry: bool = False) -> grpcclient.InferenceServer
     )
 
 
-class GrpcEmbedder:
+class GrpcEmbeddingClient:
+    """A tritonclient gRPC client sending the embedding model one request per call."""
+
     def __init__(self, address: str, texts_per_request: int = 1, retry: bool = False) -> None:
         self._client = grpc_client(address, retry)
         self.texts_per_request = texts_per_request
@@ -203,13 +206,13 @@ def grpc_status(error: InferenceServerException) -> str:
     return str(error.status() or "unknown").removeprefix("StatusCode.")
 
 
-def embedder(
+def embedding_client(
     protocol: str, address: str, texts_per_request: int = 1, grpc_retry: bool = False
-) -> HttpEmbedder | GrpcEmbedder:
+) -> HttpEmbeddingClient | GrpcEmbeddingClient:
     if protocol == "http":
-        return HttpEmbedder(address, texts_per_request)
+        return HttpEmbeddingClient(address, texts_per_request)
     if protocol == "grpc":
-        return GrpcEmbedder(address, texts_per_request, retry=grpc_retry)
+        return GrpcEmbeddingClient(address, texts_per_request, retry=grpc_retry)
     raise ValueError(f"unknown protocol {protocol!r}")
 
 
@@ -233,7 +236,7 @@ class ClosedLoopLoad:
         grpc_retry: bool = False,
     ) -> None:
         self.targets = targets
-        self.sender = sender or functools.partial(embedder, grpc_retry=grpc_retry)
+        self.sender = sender or functools.partial(embedding_client, grpc_retry=grpc_retry)
         self.grpc_retry = grpc_retry
         self.texts_per_request = texts_per_request
         self.workers = workers

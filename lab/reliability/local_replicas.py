@@ -1,4 +1,5 @@
-"""Kubernetes' part in a pod's life, replayed with local processes and the manifest's timings.
+"""A local stand-in for a Deployment behind a Service (not a cluster): Kubernetes' part in a
+pod's life, replayed with local processes and the manifest's timings.
 
 A replica is a local tritonserver started with the Deployment's own Triton flags. The proxy is
 nginx. What the control plane does is played by plain functions, in the order and with the
@@ -22,13 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference_tools.local_server import LocalTritonServer
 from pod_hooks.drain import DrainResult, drain_server
 from pod_hooks.health_probe import ProbeResult, probe
 
-from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.load import ClosedLoopLoad, LoadRecord
-from inference_tools.reliability.nginx import Endpoint, NginxProxy
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.load import ClosedLoopLoad, LoadRecord
+from lab.reliability.nginx import Endpoint, NginxProxy
+from lab.reliability.pod_lifecycle import PodLifecycle
 
 LOG = logging.getLogger(__name__)
 # Flags that only make sense inside the container (paths, fixed ports) stay out.

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference_tools import edge
 from inference_tools.local_server import LOOPBACK, free_port, port_in_use
 from inference_tools.subprocesses import ManagedService, stop_process
 from inference_tools.system_packages import SystemPackageMissing
+
+from lab.reliability import edge
 
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 START_TIMEOUT_S = 10.0
@@ -94,7 +95,7 @@ http {{
     proxy_buffers 16 64k;
     proxy_busy_buffers_size 128k;
     proxy_max_temp_file_size 0;
-    # The edge's limits and routes, as the Ingress and Gateway ship them (inference_tools.edge).
+    # The edge's limits and routes, as the Ingress and Gateway ship them (lab.reliability.edge).
 {edge.nginx_server_limits()}
 {edge.nginx_http_locations("triton_http", REFUSED_CONTENT_TYPE)}
   }}

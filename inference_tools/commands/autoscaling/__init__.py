@@ -1,22 +1,22 @@
 """`inference-tools autoscaling ACTION`: plan and check autoscaling on Triton's queue metrics.
 
-One module per action: `calibrate`, `simulate`, `demo`, `adapter_values`.
+One module per action: `calibrate`, `adapter_values`. The simulation and the local loop are the
+lab's (`python -m lab autoscaling simulate|demo`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from inference_tools.commands.autoscaling import adapter_values, calibrate, demo, simulate
+from inference_tools.command_parser import add_command_group
+from inference_tools.commands.autoscaling import adapter_values, calibrate
 
-ACTIONS = [calibrate, simulate, demo, adapter_values]
+ACTIONS = [calibrate, adapter_values]
 
 DESCRIPTION = """\
 Autoscaling on Triton's queue metrics and request rate:
 
   calibrate       measure where p95 latency crosses the objective, write the targets
-  simulate        compare scaling signals and policies on simulated traces (not measured)
-  demo            run the whole autoscaling loop on this machine, with a timeline and a plot
   adapter-values  print prometheus-adapter Helm values with an overlay's rules
 
 Run `inference-tools autoscaling ACTION --help` for the options of each.
@@ -24,11 +24,10 @@ Run `inference-tools autoscaling ACTION --help` for the options of each.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    add_command_group(
+        subparsers,
         "autoscaling",
-        help="calibrate targets, simulate the fleet, run the local loop, print adapter values",
+        help="calibrate the scaling targets, print prometheus-adapter values",
         description=DESCRIPTION,
+        modules=ACTIONS,
     )
-    actions = parser.add_subparsers(dest="autoscaling_action", metavar="ACTION", required=True)
-    for module in ACTIONS:
-        module.register(actions)

@@ -1,4 +1,4 @@
-"""`inference-tools autoscaling demo`: the autoscaling loop on this machine, with a CSV and a
+"""`python -m lab autoscaling demo`: the autoscaling loop on this machine, with a CSV and a
 plot."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from inference_tools.autoscaling.local_loop import loop_kustomizations
-from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
 from inference_tools.commands.autoscaling.options import add_scrape_interval
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+
+from lab.autoscaling.local_loop import loop_kustomizations
+from lab.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
 
 DEFAULT_OUT_DIR = RESULTS_DIR / "autoscaling"
 
@@ -38,8 +39,9 @@ def summary(result: LoopResult) -> dict[str, float | int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_tools.autoscaling.plots import plot_loop
     from inference_tools.repository_builds import build_repository_models
+
+    from lab.autoscaling.plots import plot_loop
 
     out_dir: Path = args.out_dir
     if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
@@ -93,8 +95,8 @@ summary (how long the scale-out decision took after the step, and the return to 
 """
 EXAMPLES = """\
 Examples:
-  inference-tools autoscaling demo                  # HPA and KEDA, five minutes at most
-  inference-tools autoscaling demo --no-keda --high-concurrency 32 --high-seconds 90
+  python -m lab autoscaling demo                  # HPA and KEDA, five minutes at most
+  python -m lab autoscaling demo --no-keda --high-concurrency 32 --high-seconds 90
 """
 
 

@@ -1,4 +1,4 @@
-"""`inference-tools autoscaling simulate`: the capacity SIMULATION, fed by measurements of the local
+"""`python -m lab autoscaling simulate`: the capacity SIMULATION, fed by measurements of the local
 Triton."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.autoscaling import simulator as sim
-from inference_tools.autoscaling.service_times import Measurements, measure
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+
+from lab.autoscaling import simulator as sim
+from lab.autoscaling.service_times import Measurements, measure
 from python_backend.contract import ENCODER
 
 DEFAULT_OUT_DIR = RESULTS_DIR / "simulation"
@@ -49,7 +50,7 @@ def queue_policy(
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_tools.autoscaling.plots import plot_simulation
+    from lab.autoscaling.plots import plot_simulation
 
     out_dir: Path = args.out_dir
     if args.service_times and args.service_times.is_file():
@@ -127,8 +128,8 @@ against the oracle, as a table and plots.
 """
 EXAMPLES = """\
 Examples:
-  inference-tools autoscaling simulate                  # measures service times the first time
-  inference-tools autoscaling simulate --objective-ms 300 --node-delay-seconds 120 \\
+  python -m lab autoscaling simulate                  # measures service times the first time
+  python -m lab autoscaling simulate --objective-ms 300 --node-delay-seconds 120 \\
       --kustomization kustomize/overlays/gpu-hpa
 """
 

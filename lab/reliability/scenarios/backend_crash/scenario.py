@@ -25,7 +25,8 @@ from pathlib import Path
 
 from pod_hooks.health_probe import ProbeResult, check_ready
 
-from inference_tools.reliability.cluster import (
+from lab.reliability.load import ClosedLoopLoad
+from lab.reliability.local_replicas import (
     Endpoints,
     Replica,
     delete_replica,
@@ -33,11 +34,10 @@ from inference_tools.reliability.cluster import (
     tear_down,
     wait_until_ready,
 )
-from inference_tools.reliability.load import ClosedLoopLoad
-from inference_tools.reliability.nginx import NginxProxy
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
-from inference_tools.reliability.processes import stub_pid
-from inference_tools.reliability.report import ScenarioResult
+from lab.reliability.nginx import NginxProxy
+from lab.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.processes import stub_pid
+from lab.reliability.report import ScenarioResult
 from python_backend.contract import TOKENIZER
 
 LOG = logging.getLogger(__name__)

@@ -24,11 +24,14 @@ from pathlib import Path
 import numpy as np
 from pod_hooks.drain import drain_server, process_tree_cpu_seconds
 
-from inference_tools.reliability.load import OK, LoadRecord, infer_once
-from inference_tools.reliability.local_stop import send as send_long_text
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
-from inference_tools.reliability.report import ScenarioResult
-from inference_tools.reliability.sigterm_in_flight import start_like_the_pod, stop_like_the_pod
+from lab.reliability.load import OK, LoadRecord, infer_once
+from lab.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.report import ScenarioResult
+from lab.reliability.scenarios.local_stop.scenario import send as send_long_text
+from lab.reliability.scenarios.sigterm_in_flight.scenario import (
+    start_like_the_pod,
+    stop_like_the_pod,
+)
 
 SLOW_MODEL_REPOSITORY = Path(__file__).resolve().parent / "slow_model_repository"
 SLEEPER_EXECUTE_S = 5.0

@@ -1,7 +1,7 @@
 """Hostile requests while clients are served: the edge refuses them and no replica is lost.
 
 One replica, started with the Deployment's Triton flags, behind the nginx edge (the routes and
-limits of inference_tools.edge), serves valid clients over HTTP and gRPC while a battery of
+limits of lab.reliability.edge), serves valid clients over HTTP and gRPC while a battery of
 hostile requests arrives: form-encoded bodies of 5 MB (which crash Triton 2.51) to a health and
 an inference path, a body over the cap, composing-model and administrative paths, an encoder
 sequence far past its limit over gRPC (no route can hide a model named inside a gRPC message),
@@ -23,12 +23,12 @@ import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from inference_tools import edge
-from inference_tools.reliability.cluster import start_replica
-from inference_tools.reliability.load import ClosedLoopLoad
-from inference_tools.reliability.nginx import NginxProxy
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
-from inference_tools.reliability.report import ScenarioResult
+from lab.reliability import edge
+from lab.reliability.load import ClosedLoopLoad
+from lab.reliability.local_replicas import start_replica
+from lab.reliability.nginx import NginxProxy
+from lab.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.report import ScenarioResult
 
 MODEL = edge.PUBLIC_MODELS[0]
 FORM_BODY = b"a" * 5_000_000

@@ -21,18 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from inference_tools.local_server import LOOPBACK, free_port
 from inference_tools.paths import work_dir as default_work_dir
-from inference_tools.reliability.load import (
+
+from lab.reliability.load import (
     EMBEDDING_SIZE,
     MODEL,
     OK,
     LoadRecord,
     infer_once,
 )
-from inference_tools.reliability.processes import STUB_NAME, children, command_line
-from inference_tools.reliability.report import ScenarioResult
+from lab.reliability.processes import STUB_NAME, children, command_line
+from lab.reliability.report import ScenarioResult
 
 # name: (signal, to the whole process group?, how people send it)
 STOPS = {

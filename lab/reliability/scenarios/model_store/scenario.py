@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import tritonclient.http as httpclient
-
 from inference_tools.local_server import LocalTritonServer, ServerStartError, free_port, port_in_use
 from inference_tools.paths import MODEL_REPOSITORY
 from inference_tools.publishing.endpoints import HttpEndpoint
@@ -38,7 +37,8 @@ from inference_tools.publishing.publisher import PublishError, publish
 from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
 from inference_tools.publishing.s3_store import S3Store
 from inference_tools.publishing.sources import read_model_source
-from inference_tools.reliability.report import ScenarioResult
+
+from lab.reliability.report import ScenarioResult
 from python_backend.contract import TEXT, TOKENIZER
 
 MODEL = TOKENIZER

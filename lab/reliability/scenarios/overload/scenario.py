@@ -15,16 +15,16 @@ import threading
 from pathlib import Path
 
 from google.protobuf import text_format
-
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.model_config import read_model_config
-from inference_tools.reliability.load import (
+
+from lab.reliability.load import (
     ClosedLoopLoad,
     Outcome,
     latency_percentile_s,
     open_loop_grpc,
 )
-from inference_tools.reliability.report import ScenarioResult
+from lab.reliability.report import ScenarioResult
 from python_backend.contract import COMPOSING_MODELS
 
 REFUSED_STATUSES = ("UNAVAILABLE", "503")

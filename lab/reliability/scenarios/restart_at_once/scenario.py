@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from inference_tools.local_server import LOOPBACK, LocalTritonServer, free_port
-from inference_tools.reliability.load import LoadRecord, embedder
-from inference_tools.reliability.report import ScenarioResult
+
+from lab.reliability.load import LoadRecord, embedding_client
+from lab.reliability.report import ScenarioResult
 
 TIME_WAIT = "06"  # the state column of /proc/net/tcp
 
@@ -50,7 +51,7 @@ def serve_clients(server: LocalTritonServer, record: LoadRecord) -> None:
         status = connection.getresponse().status
         record.add(sent_at, "ok" if status == 200 else str(status))
         connection.close()
-    send = embedder("grpc", server.grpc_url)
+    send = embedding_client("grpc", server.grpc_url)
     record.add(time.monotonic(), *send(0))
 
 
@@ -70,7 +71,7 @@ def run(model_repository: Path, *, work_dir: Path | None = None) -> ScenarioResu
     second = LocalTritonServer(model_repository, work_dir=work_dir, **ports)
     second.start()
     try:
-        send = embedder("http", second.http_url)
+        send = embedding_client("http", second.http_url)
         sent_at = time.monotonic()
         record.add(sent_at, *send(1))
         serving_s = time.monotonic() - stopped_at

@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from inference_tools.reliability.cluster import (
+from lab.reliability.load import ClosedLoopLoad
+from lab.reliability.local_replicas import (
     DEFAULT_ENDPOINT_DELAY_S,
     Endpoints,
     Replica,
@@ -23,10 +24,9 @@ from inference_tools.reliability.cluster import (
     tear_down,
     wait_until_ready,
 )
-from inference_tools.reliability.load import ClosedLoopLoad
-from inference_tools.reliability.nginx import NginxProxy
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
-from inference_tools.reliability.report import ScenarioResult
+from lab.reliability.nginx import NginxProxy
+from lab.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.report import ScenarioResult
 
 LOG = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.load import PROTOCOL_NAMES, LoadRecord, embedder
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
-from inference_tools.reliability.report import ScenarioResult
+
+from lab.reliability.load import PROTOCOL_NAMES, LoadRecord, embedding_client
+from lab.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.report import ScenarioResult
 
 # The stop begins when the first answer of the burst arrives: the server is then provably at
 # work on it, and the rest (more rows than one batch of the encoder) is still inside.
@@ -73,7 +74,7 @@ def run(
     addresses = {"http": server.http_url, "grpc": server.grpc_url}
     targets = [(protocol, addresses[protocol]) for protocol in protocols]
     senders = [
-        embedder(protocol, address, texts_per_request)
+        embedding_client(protocol, address, texts_per_request)
         for protocol, address in targets
         for _ in range(requests_per_protocol)
     ]

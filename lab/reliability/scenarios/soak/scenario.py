@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.load import ClosedLoopLoad, latency_percentile_s
-from inference_tools.reliability.processes import tree_rss_bytes
-from inference_tools.reliability.report import ScenarioResult
+
+from lab.reliability.load import ClosedLoopLoad, latency_percentile_s
+from lab.reliability.processes import tree_rss_bytes
+from lab.reliability.report import ScenarioResult
 
 MIB = 1024 * 1024
 # Growth tolerated between the first and last thirds: allocator noise, not a leak.
