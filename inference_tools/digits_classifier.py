@@ -17,6 +17,7 @@ the accuracy tests send to the real server.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import time
@@ -144,6 +145,12 @@ def _sha256_file(path: Path) -> str:
 
 def build_digits_classifier(model_repository: Path, force: bool = False) -> bool:
     """Train and write digits/1/model.onnx; False if the stamp says it is up to date."""
+    # scikit-learn is an extra: a team whose repository has no digits model never needs it.
+    if importlib.util.find_spec("sklearn") is None:
+        raise RuntimeError(
+            "the digits classifier is trained with scikit-learn, an extra of this package: "
+            "pip install 'scalable-inference-server[digits]'"
+        )
     started = time.monotonic()
     model_path = model_repository / MODEL_FILE
     stamp_path = model_repository / STAMP_FILE
