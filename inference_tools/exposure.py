@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from pod_hooks.model_roles import ADMIN_HEADER, ADMIN_KEY_ENV
+
 # Triton's API categories that change or reveal the server, as its restricted-API flags name
 # them. `shared-memory` is the sharpest: a client that registers a system shared-memory region
 # by name can read and write that region of /dev/shm.
@@ -55,9 +57,9 @@ def exposure_warning(address: str, triton_args: Sequence[str]) -> str | None:
         "/dev/shm by name), and one form-encoded body of about 4 MB crashes Triton 2.51. "
         "Lock the APIs with a header key, as the Deployment does:\n"
         f"  inference-tools serve --address {address} -- "
-        f"--http-restricted-api={categories}:x-triton-admin-key=KEY "
-        f"--grpc-restricted-protocol={categories}:x-triton-admin-key=KEY\n"
-        "with TRITON_ADMIN_KEY=KEY in the environment, so that the stop can still unload the "
+        f"--http-restricted-api={categories}:{ADMIN_HEADER}=KEY "
+        f"--grpc-restricted-protocol={categories}:{ADMIN_HEADER}=KEY\n"
+        f"with {ADMIN_KEY_ENV}=KEY in the environment, so that the stop can still unload the "
         "models to drain (the local server runs in explicit model-control mode: model-repository "
         "loads and unloads models),\n"
         "and keep clients behind a proxy that caps bodies and refuses form content types "

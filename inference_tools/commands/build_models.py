@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from inference_tools import digits_classifier
+from inference_tools.commands.options import add_model_repository
 from inference_tools.model_artifacts import (
     ENCODER_FILE,
     MODEL_REQUIREMENT,
     TOKENIZER_FILE,
 )
-from inference_tools.paths import MODEL_REPOSITORY
 from inference_tools.repository_builds import build_repository_models
 
 DESCRIPTION = f"""\
@@ -47,13 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        metavar="DIR",
-        help="model repository to write into",
-    )
+    add_model_repository(parser, help="model repository to write into")
     parser.add_argument(
         "--force",
         action="store_true",

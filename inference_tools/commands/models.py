@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from pod_hooks.model_roles import ADMIN_KEY_ENV, ModelRoles, roles_from_server
 
+from inference_tools.commands.options import add_model_repository
 from inference_tools.model_config import roles_from_folder
-from inference_tools.paths import MODEL_REPOSITORY
 
 DESCRIPTION = """\
 List the roles of the models in a repository folder (default) or on a running Triton (--url),
@@ -68,13 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        metavar="DIR",
-        help="repository folder to read (without --url)",
-    )
+    add_model_repository(parser, help="repository folder to read (without --url)")
     parser.add_argument("--url", help="read a running Triton instead (http://host:port)")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the table"

@@ -9,12 +9,12 @@ from typing import Any
 from inference_tools.commands.rollout_options import (
     add_server_options,
     admin_access,
+    open_store,
     print_serving,
     resolve_endpoints,
 )
 from inference_tools.publishing.publisher import publish
 from inference_tools.publishing.sources import read_model_source
-from inference_tools.publishing.stores import open_store
 
 PUBLISH_HELP = """\
 Publish one or more models to a Triton model store and switch every server to the new version.

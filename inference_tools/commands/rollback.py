@@ -8,11 +8,11 @@ from typing import Any
 from inference_tools.commands.rollout_options import (
     add_server_options,
     admin_access,
+    open_store,
     print_serving,
     resolve_endpoints,
 )
 from inference_tools.publishing.publisher import rollback
-from inference_tools.publishing.stores import open_store
 
 ROLLBACK_HELP = """\
 Serve an earlier version of a model again (by default the highest one below the version served

@@ -7,10 +7,11 @@ import argparse
 import os
 from pathlib import Path
 
-from inference_tools.publishing.endpoints import HttpEndpoint, TritonEndpoint
-from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
+from pod_hooks.model_roles import ADMIN_HEADER, ADMIN_KEY_ENV
 
-ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+from inference_tools.publishing.endpoints import HttpEndpoint, TritonEndpoint
+from inference_tools.publishing.rollout import AdminAccess
+from inference_tools.publishing.stores import LocalFolderStore, ModelStore
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     servers.add_argument("--kube-port", default="8000", help="Triton's HTTP container port")
     servers.add_argument(
         "--admin-header",
-        default=DEFAULT_ADMIN_HEADER,
+        default=ADMIN_HEADER,
         help="header of Triton's restricted repository API",
     )
     servers.add_argument(
@@ -100,3 +101,16 @@ def print_serving(rows: list[tuple[str, str, str]], skipped: list[str]) -> None:
         print(f"{server:<{width}}  {model} -> {versions}")
     for pod in skipped:
         print(f"{pod:<{width}}  not ready, not switched: it reads the store's config as it starts")
+
+
+def open_store(spec: str) -> ModelStore:
+    """The --store value as a store: `s3://...` the S3 store, anything else a local folder.
+
+    Here rather than in publishing/stores.py, which s3_store.py builds on: no import cycle.
+    """
+    if spec.startswith("s3://"):
+        # Imported here: boto3 costs `--help` a second.
+        from inference_tools.publishing.s3_store import S3Store
+
+        return S3Store(spec)
+    return LocalFolderStore(Path(spec))

@@ -7,14 +7,14 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from pod_hooks.model_roles import ADMIN_KEY_ENV
 
+from inference_tools.commands.options import add_model_repository
 from inference_tools.exposure import exposure_warning
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.paths import MODEL_REPOSITORY
+from inference_tools.repository_builds import build_if_default_repository
 
 # Triton's log line while it waits for HTTP connections at shutdown (http_server.cc).
 HTTP_CONNECTIONS_WAIT = "HTTP service connections"
@@ -39,12 +39,7 @@ def register(subparsers: Any) -> None:
         description=HELP,
         epilog=EXAMPLES,
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        help="model repository folder to serve",
-    )
+    add_model_repository(parser, help="model repository folder to serve")
     parser.add_argument("--http-port", type=int, default=8000, help="HTTP/REST port")
     parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port")
     parser.add_argument("--metrics-port", type=int, default=8002, help="Prometheus metrics port")
@@ -85,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.address, args.triton_args)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    if not args.no_build and args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.repository_builds import build_repository_models
-
-        build_repository_models(args.model_repository)
+    if not args.no_build:
+        build_if_default_repository(args.model_repository)
     server = LocalTritonServer(
         args.model_repository.resolve(),
         http_port=args.http_port,

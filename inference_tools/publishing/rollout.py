@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pod_hooks.model_roles import ADMIN_HEADER
+
 from inference_tools.publishing.endpoints import TritonEndpoint
 from inference_tools.publishing.inference_check import InferenceCheckError, check_inference
 
-DEFAULT_ADMIN_HEADER = "x-triton-admin-key"
 POLL_INTERVAL_S = 0.25
 
 
@@ -30,7 +31,7 @@ class RolloutError(RuntimeError):
 class AdminAccess:
     """The restricted-API header Triton was started with (`--http-restricted-api=...:K=V`)."""
 
-    header: str = DEFAULT_ADMIN_HEADER
+    header: str = ADMIN_HEADER
     value: str | None = None
 
     def headers(self) -> dict[str, str]:

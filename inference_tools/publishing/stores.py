@@ -185,12 +185,3 @@ class LocalFolderStore(ModelStore):
         destination.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model_dir / CONFIG_FILE, destination / CONFIG_FILE)
         shutil.copytree(model_dir / str(version), destination / str(version))
-
-
-def open_store(spec: str) -> ModelStore:
-    """`s3://...` opens the S3 store; anything else is a local folder."""
-    if spec.startswith("s3://"):
-        from inference_tools.publishing.s3_store import S3Store
-
-        return S3Store(spec)
-    return LocalFolderStore(Path(spec))

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import MODEL_REPOSITORY, RESULTS_DIR
+from inference_tools.commands.options import add_model_repository
+from inference_tools.paths import RESULTS_DIR
+from inference_tools.repository_builds import build_if_default_repository
 
 DEFAULT_OUT = RESULTS_DIR / "latest"
 DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
@@ -105,11 +107,8 @@ def register(subparsers: Any) -> None:
         help="Triton's metrics endpoint for --collect-metrics (host:port/metrics); the local "
         "server's when the run starts one",
     )
-    run.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        help="repository to serve locally (without --url) and to read the model's config from",
+    add_model_repository(
+        run, help="repository to serve locally (without --url) and to read the model's config from"
     )
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     run.add_argument(
@@ -184,12 +183,7 @@ def register(subparsers: Any) -> None:
     tune.add_argument(
         "--duration-ms", type=int, default=4000, help="perf_analyzer measurement window, in ms"
     )
-    tune.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        help="repository whose ensemble each variant serves",
-    )
+    add_model_repository(tune, help="repository whose ensemble each variant serves")
     tune.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
     tune.set_defaults(func=tune_command)
 
@@ -212,10 +206,7 @@ def _is_local(url: str | None) -> bool:
 def _prepare_local_servers(model_repository: Path) -> None:
     """Build the project's model artefacts if they are what will be served, and make SIGTERM
     unwind (SystemExit) so that a stopped run still stops the servers it started."""
-    if model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        from inference_tools.repository_builds import build_repository_models
-
-        build_repository_models(model_repository)
+    build_if_default_repository(model_repository)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inference_tools.paths import MODEL_REPOSITORY, work_dir
+from inference_tools.commands.options import add_model_repository
+from inference_tools.paths import work_dir
 
 from lab.reliability.pod_lifecycle import DEFAULT_OVERLAY, PodLifecycle, pod_lifecycle
 from lab.reliability.report import ScenarioResult, markdown_table, write_reports
@@ -117,12 +118,7 @@ def register(subparsers: Any) -> None:
         description=HELP,
         epilog=EXAMPLES,
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        help="model repository the scenarios serve",
-    )
+    add_model_repository(parser, help="model repository the scenarios serve")
     parser.add_argument(
         "--overlay",
         default=DEFAULT_OVERLAY,

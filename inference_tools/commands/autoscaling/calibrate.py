@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.commands.autoscaling.options import add_scrape_interval
+from inference_tools.commands.options import add_model_repository
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests.render import Render
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+from inference_tools.paths import KUSTOMIZE_DIR, RESULTS_DIR
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
 from inference_tools.prometheus_runner import LocalPrometheus
+from inference_tools.repository_builds import build_if_default_repository
 
 if TYPE_CHECKING:
     from prometheus_api_client import PrometheusConnect
@@ -28,7 +30,7 @@ CALIBRATION_POD = "triton-calibration-0"
 
 
 @contextlib.contextmanager
-def target_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
+def server_under_load(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
     """(gRPC URL, metrics URL, description) of the server to load: given, or a local one."""
     if args.grpc_url:
         if not args.metrics_url and not args.prometheus_url:
@@ -36,10 +38,7 @@ def target_server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
         yield args.grpc_url, args.metrics_url or "", f"server at {args.grpc_url}"
         return
     repository = args.model_repository.resolve()
-    if repository == MODEL_REPOSITORY.resolve():
-        from inference_tools.repository_builds import build_repository_models
-
-        build_repository_models(MODEL_REPOSITORY)
+    build_if_default_repository(repository)
     with LocalTritonServer(repository) as server:
         # Other work on the machine shifts every number: say how busy it was.
         load = os.getloadavg()[0]
@@ -82,13 +81,14 @@ def run(args: argparse.Namespace) -> int:
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
-    with target_server(args) as (grpc_url, metrics_url, source):
+    # "Target" in this module means the HPA/KEDA values it writes; this is what the load sends.
+    loaded = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
+    with server_under_load(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
-            model=target.model,
+            model=loaded.model,
             url=grpc_url,
             protocol="grpc",
-            input_data=target.input_data,
+            input_data=loaded.input_data,
             measurement_interval_ms=args.measurement_interval_ms,
             stability_percentage=args.stability_percentage,
         )
@@ -179,10 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model to load (default: the repository's first ensemble clients call, else its "
         "first model; see --model-repository)",
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
+    add_model_repository(
+        parser,
         help="the repository served locally (without --grpc-url), whose configs name the model "
         "and its inputs",
     )

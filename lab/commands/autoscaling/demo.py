@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 from inference_tools.commands.autoscaling.options import add_scrape_interval
+from inference_tools.commands.options import add_model_repository
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+from inference_tools.paths import KUSTOMIZE_DIR, RESULTS_DIR
+from inference_tools.repository_builds import build_if_default_repository
 
 from lab.autoscaling.local_loop import loop_kustomizations
 from lab.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
@@ -39,13 +41,10 @@ def summary(result: LoopResult) -> dict[str, float | int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_tools.repository_builds import build_repository_models
-
     from lab.autoscaling.plots import plot_loop
 
     out_dir: Path = args.out_dir
-    if args.model_repository.resolve() == MODEL_REPOSITORY.resolve():
-        build_repository_models(args.model_repository)
+    build_if_default_repository(args.model_repository)
     kustomizations = loop_kustomizations(args.kustomize_dir, out_dir / "kustomize")
     settings = LoopSettings(
         hpa_kustomization=args.hpa_kustomization or kustomizations["hpa"],
@@ -107,12 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         epilog=EXAMPLES,
     )
-    parser.add_argument(
-        "--model-repository",
-        type=Path,
-        default=MODEL_REPOSITORY,
-        help="model repository to serve",
-    )
+    add_model_repository(parser, help="model repository to serve")
     parser.add_argument(
         "--kustomize-dir",
         type=Path,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from inference_tools.autoscaling import rendered_settings
 from inference_tools.paths import KUSTOMIZE_DIR, MODEL_REPOSITORY, RESULTS_DIR
+from inference_tools.repository_builds import build_if_default_repository
 
 from lab.autoscaling import simulator as sim
 from lab.autoscaling.service_times import Measurements, measure
@@ -56,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.service_times and args.service_times.is_file():
         measured = Measurements.load(args.service_times)
     else:
-        from inference_tools.repository_builds import build_repository_models
-
-        build_repository_models(MODEL_REPOSITORY)
+        build_if_default_repository(MODEL_REPOSITORY)
         measured = measure(MODEL_REPOSITORY, machine=f"{os.cpu_count()} CPU cores")
         measured.save(out_dir / "service-times.json")
     rendered = rendered_settings.render(args.kustomization)

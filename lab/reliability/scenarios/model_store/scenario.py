@@ -34,9 +34,10 @@ from inference_tools.local_server import LocalTritonServer, ServerStartError, fr
 from inference_tools.paths import MODEL_REPOSITORY
 from inference_tools.publishing.endpoints import HttpEndpoint
 from inference_tools.publishing.publisher import PublishError, publish
-from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
+from inference_tools.publishing.rollout import AdminAccess
 from inference_tools.publishing.s3_store import S3Store
 from inference_tools.publishing.sources import read_model_source
+from pod_hooks.model_roles import ADMIN_HEADER
 
 from lab.reliability.report import ScenarioResult
 from python_backend.contract import TEXT, TOKENIZER
@@ -122,7 +123,7 @@ def _publish(folder: Path, store: S3Store, server: LocalTritonServer) -> Any:
         store,
         {"local": HttpEndpoint(server.http_url)},
         smoke_test=False,
-        admin=AdminAccess(DEFAULT_ADMIN_HEADER, ADMIN_KEY),
+        admin=AdminAccess(ADMIN_HEADER, ADMIN_KEY),
         timeout_s=60.0,
         report=lambda line: None,
     )
@@ -185,7 +186,7 @@ def _during_publish(
         env=AWS_ENV,
         extra_args=[
             "--model-control-mode=explicit",
-            f"--http-restricted-api=model-repository:{DEFAULT_ADMIN_HEADER}={ADMIN_KEY}",
+            f"--http-restricted-api=model-repository:{ADMIN_HEADER}={ADMIN_KEY}",
         ],
     )
     server.start()
