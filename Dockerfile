@@ -27,7 +27,8 @@ LABEL org.opencontainers.image.title="scalable-inference-server" \
 # The serving unit, whole and alone (tests/packaging/test_images.py): the image's python3 (3.10)
 # runs the Python-backend stubs with the unit's dependencies at its pins (serving/pyproject.toml),
 # and the unit's folder on PYTHONPATH; the pod hooks in it use the standard library only, and the
-# Deployment runs them as bin/triton-drain (preStop) and bin/triton-probe (readiness, liveness).
+# Deployment runs them as bin/triton-drain (preStop), bin/triton-probe (readiness, liveness) and
+# bin/triton-http-guard (the sidecar in front of Triton's HTTP port).
 RUN python3 -m pip install --no-cache-dir "numpy==1.26.4" "tokenizers==0.23.3"
 
 ENV PYTHONPATH=/opt/scalable-inference-server/serving \
@@ -37,7 +38,8 @@ COPY --chmod=0755 serving/ /opt/scalable-inference-server/serving/
 RUN mkdir -p /opt/scalable-inference-server/bin \
     && ln -s ../serving/pod_hooks/drain.py /opt/scalable-inference-server/bin/triton-drain \
     && ln -s ../serving/pod_hooks/health_probe.py /opt/scalable-inference-server/bin/triton-probe \
-    && ln -s ../serving/pod_hooks/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances
+    && ln -s ../serving/pod_hooks/fit_instances.py /opt/scalable-inference-server/bin/triton-fit-instances \
+    && ln -s ../serving/pod_hooks/http_guard.py /opt/scalable-inference-server/bin/triton-http-guard
 COPY --from=models /src/model_repository/ /models/
 
 # Any non-root UID works (the Deployment picks 10001): everything above is world-readable and

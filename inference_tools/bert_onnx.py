@@ -46,7 +46,7 @@ OPSET = 17
 # the ONNX Runtime releases that Triton containers ship.
 IR_VERSION = 8
 # Bump when the graph changes for the same weights, so that stamped builds are redone.
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 # Internal now: the pooling head reads the last layer's token states.
 LAST_HIDDEN_STATE = "last_hidden_state"
@@ -58,6 +58,8 @@ MASKED_SCORE = -10000.0
 # sentence-transformers' clamps: a row with no real token pools to zeros instead of NaN.
 MIN_TOKEN_COUNT = 1e-9
 MIN_NORM = 1e-12
+# [UNK] in the WordPiece vocabularies of the BERT family; the builder takes the tokenizer's own.
+BERT_UNKNOWN_TOKEN_ID = 100
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,31 @@ def _gelu(graph: _GraphBuilder, x: str, prefix: str) -> str:
     return graph.node("Mul", [gated, graph.constant(0.5)], f"{prefix}/Gelu/Half")
 
 
-def _embeddings(graph: _GraphBuilder, weights: Mapping, config: BertConfig) -> str:
+def _ids_within_vocabulary(graph: _GraphBuilder, vocabulary_size: int, unknown_id: int) -> str:
+    """`input_ids` with every id outside [0, vocabulary_size) replaced by the unknown token.
+
+    Triton's dynamic batcher runs many clients' requests as one session call. An id past the
+    table fails the Gather, and so the whole batch: one client sending id 1,000,000 failed
+    53-74% of everyone else's requests and the liveness canary with them. Negative ids would
+    silently index from the end of the table. Replaced here, in the graph, the batch runs in
+    every backend, the C++ one in the image included; the local backend also refuses such
+    requests with 400 (config parameter `valid_range.input_ids`).
+    """
+    at_least_zero = graph.node(
+        "GreaterOrEqual", [INPUT_IDS, graph.constant(0, np.int64)], "embeddings/ids/NotNegative"
+    )
+    below_size = graph.node(
+        "Less", [INPUT_IDS, graph.constant(vocabulary_size, np.int64)], "embeddings/ids/InTable"
+    )
+    valid = graph.node("And", [at_least_zero, below_size], "embeddings/ids/Valid")
+    return graph.node(
+        "Where", [valid, INPUT_IDS, graph.constant(unknown_id, np.int64)], "embeddings/ids/Where"
+    )
+
+
+def _embeddings(
+    graph: _GraphBuilder, weights: Mapping, config: BertConfig, unknown_token_id: int
+) -> str:
     word_table = graph.initializer(
         "embeddings.word_embeddings.weight",
         weights["embeddings.word_embeddings.weight"].astype(np.float32),
@@ -195,7 +221,9 @@ def _embeddings(graph: _GraphBuilder, weights: Mapping, config: BertConfig) -> s
         "embeddings.position_and_type0", position_and_type.astype(np.float32)
     )
 
-    words = graph.node("Gather", [word_table, INPUT_IDS], "embeddings/word/Gather", axis=0)
+    vocabulary_size = weights["embeddings.word_embeddings.weight"].shape[0]
+    token_ids = _ids_within_vocabulary(graph, vocabulary_size, unknown_token_id)
+    words = graph.node("Gather", [word_table, token_ids], "embeddings/word/Gather", axis=0)
     # Shape with start/end (opset 15+) gives [sequence] directly, as a 1-D tensor for Slice.
     sequence_length = graph.node("Shape", [INPUT_IDS], "embeddings/SequenceLength", start=1, end=2)
     positions = graph.node(
@@ -325,12 +353,14 @@ def _encoder_model(graph: _GraphBuilder, hidden_size: int, doc: str) -> onnx.Mod
 
 
 def build_bert_encoder_model(
-    weights: Mapping[str, np.ndarray], bert_config: Mapping
+    weights: Mapping[str, np.ndarray],
+    bert_config: Mapping,
+    unknown_token_id: int = BERT_UNKNOWN_TOKEN_ID,
 ) -> onnx.ModelProto:
     """The encoder as an in-memory ONNX model (see the module docstring for its interface)."""
     config = BertConfig.from_mapping(bert_config)
     graph = _GraphBuilder()
-    hidden = _embeddings(graph, weights, config)
+    hidden = _embeddings(graph, weights, config, unknown_token_id)
     mask = _additive_mask(graph)
     for index in range(config.num_hidden_layers):
         prefix = f"encoder.layer.{index}"
@@ -360,7 +390,8 @@ def build_lookup_encoder_model(
     graph = _GraphBuilder()
     table = np.random.default_rng(seed).standard_normal((vocab_size, hidden_size))
     table_name = graph.initializer("lookup.table", table.astype(np.float32))
-    states = graph.node("Gather", [table_name, INPUT_IDS], "lookup/Gather", axis=0)
+    token_ids = _ids_within_vocabulary(graph, vocab_size, BERT_UNKNOWN_TOKEN_ID)
+    states = graph.node("Gather", [table_name, token_ids], "lookup/Gather", axis=0)
     _mean_pool_normalize(graph, states)
     return _encoder_model(
         graph, hidden_size, f"embedding lookup (hidden {hidden_size}) for serving benchmarks"
@@ -374,7 +405,11 @@ def save_model_atomically(model: onnx.ModelProto, output_path: Path) -> None:
 
 
 def build_bert_encoder(
-    weights: Mapping[str, np.ndarray], bert_config: Mapping, output_path: Path
+    weights: Mapping[str, np.ndarray],
+    bert_config: Mapping,
+    output_path: Path,
+    unknown_token_id: int = BERT_UNKNOWN_TOKEN_ID,
 ) -> None:
     """Build the encoder graph from `weights` (safetensors names) and write it to `output_path`."""
-    save_model_atomically(build_bert_encoder_model(weights, bert_config), output_path)
+    model = build_bert_encoder_model(weights, bert_config, unknown_token_id)
+    save_model_atomically(model, output_path)

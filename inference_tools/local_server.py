@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,8 @@ from inference_tools.triton_runtime import TritonRuntime, prepare_runtime
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40
+# Triton's own HTTP endpoint stays on loopback behind the HTTP guard, as in the pod.
+GUARD_START_TIMEOUT_SECONDS = 30.0
 # Explicit model-control mode with every model loaded at start: what the stop's exact drain
 # needs (it unloads the models and waits until Triton has answered their last requests).
 EXACT_DRAIN_ARGS = ("--model-control-mode=explicit", "--load-model=*")
@@ -78,9 +81,14 @@ class LocalTritonServer(ManagedService):
         address: str = LOOPBACK,
         env: dict[str, str] | None = None,
         admin_key: str | None = None,
+        http_guard: bool = True,
     ) -> None:
         self.model_repository = model_repository
+        # `http_port` is where clients connect: the HTTP guard (pod_hooks/http_guard.py), which
+        # refuses the bodies Triton 2.51 crashes on and forwards the rest to Triton's own port.
         self.http_port = http_port or free_port()
+        self.http_guard = http_guard
+        self.triton_http_port = free_port() if http_guard else self.http_port
         self.grpc_port = grpc_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.log_verbose = log_verbose
@@ -93,11 +101,17 @@ class LocalTritonServer(ManagedService):
         self.admin_key = admin_key
         self.log_path = self.work_dir / "logs" / f"tritonserver-{self.http_port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.guard_process: subprocess.Popen[bytes] | None = None
         self.last_drain: DrainResult | None = None  # what the last stop's drain decided
 
     @property
     def http_url(self) -> str:
         return f"{LOOPBACK}:{self.http_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        """Triton's own HTTP endpoint, behind the guard: what a request reaching past it meets."""
+        return f"{LOOPBACK}:{self.triton_http_port}"
 
     @property
     def grpc_url(self) -> str:
@@ -118,8 +132,8 @@ class LocalTritonServer(ManagedService):
             str(runtime.tritonserver),
             f"--model-repository={self.model_repository}",
             f"--backend-directory={runtime.backends_dir}",
-            f"--http-address={self.address}",
-            f"--http-port={self.http_port}",
+            f"--http-address={LOOPBACK if self.http_guard else self.address}",
+            f"--http-port={self.triton_http_port}",
             f"--grpc-address={self.address}",
             f"--grpc-port={self.grpc_port}",
             f"--metrics-address={self.address}",
@@ -135,6 +149,7 @@ class LocalTritonServer(ManagedService):
             f"{name} port {port}"
             for name, port in (
                 ("HTTP", self.http_port),
+                ("Triton's HTTP", self.triton_http_port),
                 ("gRPC", self.grpc_port),
                 ("metrics", self.metrics_port),
             )
@@ -159,10 +174,41 @@ class LocalTritonServer(ManagedService):
                 start_new_session=True,
             )
         try:
+            if self.http_guard:
+                self._start_guard()
             self.wait_until_ready(timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def guard_command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pod_hooks.http_guard",
+            f"--listen={self.address}:{self.http_port}",
+            f"--upstream={LOOPBACK}:{self.triton_http_port}",
+        ]
+
+    def _start_guard(self) -> None:
+        guard_log = self.log_path.with_name(f"http-guard-{self.http_port}.log")
+        with guard_log.open("wb") as log_file:
+            # A session of its own like Triton's: Ctrl-C must not stop it before the drain,
+            # which unloads the models through it.
+            self.guard_process = subprocess.Popen(
+                self.guard_command(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + GUARD_START_TIMEOUT_SECONDS
+        while not port_in_use(self.address, self.http_port):
+            if self.guard_process.poll() is not None or time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"the HTTP guard did not start listening on {self.address}:{self.http_port}."
+                    f"\nLast lines of {guard_log}:\n{log_tail(guard_log)}"
+                )
+            time.sleep(0.05)
 
     def is_ready(self) -> bool:
         return self._get_status(f"http://{self.http_url}/v2/health/ready") == 200
@@ -235,12 +281,16 @@ class LocalTritonServer(ManagedService):
                 propagation_s=0.0,
                 deadline_s=drain_deadline_s,
                 cpu_seconds=lambda: process_tree_cpu_seconds(process.pid),
-                http_url=f"http://{self.http_url}",
+                # Triton's own port, as the pod's preStop does: the drain needs no guard.
+                http_url=f"http://{self.triton_http_url}",
                 admin_key=self.admin_key,
                 log=LOG.info,
             )
         # The process group holds the Python backend stubs too; leave none behind.
-        return stop_process(process, timeout_s, kill_group=True)
+        status = stop_process(process, timeout_s, kill_group=True)
+        # The guard goes last: the drain above reaches Triton through it.
+        stop_process(self.guard_process, timeout_s)
+        return status
 
     def stop_on_exit(self, *, clean: bool) -> None:
         # A block that ended normally may have left requests in flight (other threads' clients):

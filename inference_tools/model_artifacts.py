@@ -99,6 +99,12 @@ class ModelSource:
     def max_seq_length(self) -> int:
         return int(self.sentence_config["max_seq_length"])
 
+    def unknown_token_id(self) -> int:
+        """The id the tokenizer gives words it cannot split; the encoder maps bad ids to it."""
+        tokenizer = json.loads(self.tokenizer_json)
+        unknown = tokenizer["model"].get("unk_token", "[UNK]")
+        return int(tokenizer["model"]["vocab"][unknown])
+
     def weights(self) -> dict[str, np.ndarray]:
         return load_safetensors(self.weights_bytes)
 
@@ -218,7 +224,9 @@ def build_model_artifacts(
         config.hidden_size,
         bert_onnx.OPSET,
     )
-    bert_onnx.build_bert_encoder(source.weights(), source.bert_config, encoder_path)
+    bert_onnx.build_bert_encoder(
+        source.weights(), source.bert_config, encoder_path, source.unknown_token_id()
+    )
     log.info("Wrote %s (%.1f MiB)", encoder_path, encoder_path.stat().st_size / 2**20)
 
     tokenizer_path = model_repository / TOKENIZER_FILE

@@ -123,6 +123,17 @@ SPINNING_CONFIG_KEY = "session.intra_op.allow_spinning"
 MAX_SEQUENCE_LENGTH_KEY = "max_sequence_length"
 
 
+# Config parameters `valid_range.<input>` = "LOW..HIGH": every value of that input must be a
+# finite number in the inclusive range, or the request is refused with 400 before any batch
+# runs (token ids past the vocabulary, a mask that is not 0/1, NaN pixels). And `nonempty_rows`
+# = "<input>": each row of that input needs a non-zero value (an all-zero attention mask, or an
+# empty sequence, pools to a zero vector that looks like an answer). The C++ backend ignores
+# both keys; the encoder's graph maps out-of-vocabulary ids to [UNK] itself, so a batch never
+# fails there either.
+VALID_RANGE_PREFIX = "valid_range."
+NONEMPTY_ROWS_KEY = "nonempty_rows"
+
+
 def _parameter(config: Mapping[str, Any], key: str) -> str | None:
     value = config.get("parameters", {}).get(key)
     return None if value is None else str(value.get("string_value", ""))
@@ -148,6 +159,12 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
     return options
 
 
+# ONNX Runtime's INVALID_ARGUMENT status (its Python exception type for that status code).
+ORT_INVALID_ARGUMENT = ort.capi.onnxruntime_pybind11_state.InvalidArgument
+# ONNX Runtime prints each failed run to stderr itself; the failure is logged here instead.
+QUIET_RUN = ort.RunOptions()
+QUIET_RUN.log_severity_level = 4
+
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -169,6 +186,34 @@ def execution_providers(instance_kind: str, device_id: int = 0) -> list[Any]:
     return [(CUDA_PROVIDER, {"device_id": device_id}), CPU_PROVIDER]
 
 
+def _number(text: str) -> int | float:
+    """An integer bound stays an integer: int64 ids compare exactly against it."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _valid_ranges(
+    config: Mapping[str, Any], model_name: str
+) -> dict[str, tuple[int | float, int | float]]:
+    ranges = {}
+    for key, value in config.get("parameters", {}).items():
+        if not key.startswith(VALID_RANGE_PREFIX):
+            continue
+        text = str(value.get("string_value", ""))
+        low, separator, high = text.partition("..")
+        try:
+            ranges[key.removeprefix(VALID_RANGE_PREFIX)] = (_number(low), _number(high))
+        except ValueError:
+            separator = ""
+        if not separator:
+            raise ModelConfigError(
+                f"model '{model_name}': parameter {key} is {text!r}; write LOW..HIGH, e.g. 0..30521"
+            )
+    return ranges
+
+
 class OnnxModel:
     def __init__(
         self,
@@ -182,6 +227,9 @@ class OnnxModel:
         self.outputs = _specs(config, "output")
         max_length = _parameter(config, MAX_SEQUENCE_LENGTH_KEY)
         self.max_sequence_length = int(max_length) if max_length else None
+        self.valid_ranges = _valid_ranges(config, self.name)
+        nonempty = _parameter(config, NONEMPTY_ROWS_KEY)
+        self.nonempty_rows_input = nonempty or None
         if not model_file.is_file():
             raise ModelConfigError(f"model '{self.name}': model file {model_file} does not exist")
         try:
@@ -217,6 +265,13 @@ class OnnxModel:
         _check_tensors(
             self.name, "output", self.outputs, graph_outputs, batching, self.max_batch_size
         )
+        named = set(self.valid_ranges) | ({self.nonempty_rows_input} - {None})
+        unknown = sorted(named - {spec.name for spec in self.inputs})
+        if unknown:
+            raise ModelConfigError(
+                f"model '{self.name}': parameters {VALID_RANGE_PREFIX}* or {NONEMPTY_ROWS_KEY} "
+                f"name {unknown}, which are not inputs of the config"
+            )
         missing = sorted(set(graph_inputs) - {spec.name for spec in self.inputs})
         if missing:
             raise ModelConfigError(
@@ -262,8 +317,35 @@ class OnnxModel:
                         f"'{first[0]}' but {size} in input '{node.name}'; they must be equal"
                     )
 
+        self._check_values(feeds)
+
+    def _check_values(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """The value checks the config asks for (`valid_range.*`, `nonempty_rows`)."""
+        for name, (low, high) in self.valid_ranges.items():
+            values = feeds[name]
+            # NaN compares false with every bound: it is looked for on its own.
+            outside_mask = (values < low) | (values > high)
+            if np.issubdtype(values.dtype, np.floating):
+                outside_mask |= ~np.isfinite(values)
+            if outside_mask.any():
+                outside = values[outside_mask].flat[0]
+                raise InvalidInputError(
+                    f"model '{self.name}': input '{name}' holds {outside}; its values must lie "
+                    f"in {low}..{high}"
+                )
+        if self.nonempty_rows_input is not None:
+            rows = feeds[self.nonempty_rows_input]
+            rows = rows.reshape(rows.shape[0], -1) if rows.ndim else rows.reshape(1, 1)
+            empty = np.flatnonzero(~rows.any(axis=1))
+            if empty.size:
+                raise InvalidInputError(
+                    f"model '{self.name}': row {int(empty[0])} of input "
+                    f"'{self.nonempty_rows_input}' has no non-zero value (an empty sequence or "
+                    "an all-zero mask); every row needs at least one"
+                )
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, dict(feeds))
+        values = self.session.run(self.output_names, dict(feeds), QUIET_RUN)
         return dict(zip(self.output_names, values, strict=True))
 
     def run_batched(
@@ -300,8 +382,9 @@ class OnnxModel:
             }
             outcome = self._run_guarded(feeds)
             if isinstance(outcome, Exception):
+                # One request can fail a whole session call; alone, only the guilty one fails.
                 for i in indices:
-                    results[i] = outcome
+                    results[i] = outcome if len(indices) == 1 else self._run_guarded(requests[i])
                 continue
             split_points = np.cumsum(sizes)[:-1]
             per_output = {name: np.split(value, split_points) for name, value in outcome.items()}
@@ -312,6 +395,11 @@ class OnnxModel:
     def _run_guarded(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | Exception:
         try:
             return self.run(feeds)
+        except ORT_INVALID_ARGUMENT as error:
+            # The input is wrong (an index out of range, a shape the graph cannot take): the
+            # client's error, answered 400, logged in one line rather than a traceback each.
+            LOG.warning("model '%s': request refused by the graph: %s", self.name, error)
+            return InvalidInputError(f"model '{self.name}': {error}")
         except Exception as error:  # one bad group must not take the others down
             LOG.exception("model '%s': inference failed", self.name)
             return error

@@ -8,7 +8,7 @@ this module. A model's role follows from the configs alone:
 - an *entry model* is one that no ensemble calls: what clients send requests to (ensembles and
   plain models alike);
 - the *canary* of a model is the smallest valid request its config (or its metadata) allows:
-  batch 1, every variable dimension 1, zeros, or a short string for BYTES inputs.
+  batch 1, every variable dimension 1, ones, or a short string for BYTES inputs.
 
 The configs come from a folder (`inference_tools.model_config.roles_from_folder`, Triton's
 protobuf schema) or from a running server (`configs_from_server`: the repository index and the
@@ -129,8 +129,11 @@ class ModelRoles:
 
 
 def canary_body(model: str, tensors: Iterable[tuple[str, str, Sequence[int]]]) -> dict[str, Any]:
-    """A request with every input at its smallest shape (variable dimensions 1), all zeros or
-    a short text: (name, v2 datatype, shape) as the model metadata API lists them."""
+    """A request with every input at its smallest shape (variable dimensions 1), all ones or
+    a short text: (name, v2 datatype, shape) as the model metadata API lists them.
+
+    Ones rather than zeros: a row of zeros is what models refuse as empty (an all-zero
+    attention mask has no token to pool), and a refused canary reads as a broken server."""
     inputs = []
     for name, datatype, shape in tensors:
         if datatype not in _V2_DATATYPES.values():
@@ -142,7 +145,7 @@ def canary_body(model: str, tensors: Iterable[tuple[str, str, Sequence[int]]]) -
         count = 1
         for size in sizes:
             count *= size
-        value: Any = {"BYTES": CANARY_TEXT, "BOOL": False}.get(datatype, 0)
+        value: Any = {"BYTES": CANARY_TEXT, "BOOL": False}.get(datatype, 1)
         inputs.append({"name": name, "shape": sizes, "datatype": datatype, "data": [value] * count})
     return {"inputs": inputs}
 

@@ -27,6 +27,14 @@ def container(render: Render) -> Resource:
     return containers[0]
 
 
+def http_guard(render: Render) -> Resource:
+    """The native sidecar in front of Triton's HTTP port (pod_hooks/http_guard.py)."""
+    sidecars = pod_spec(render).get("initContainers", [])
+    assert [c["name"] for c in sidecars] == ["http-guard"], "one sidecar, the HTTP guard"
+    assert sidecars[0]["restartPolicy"] == "Always", "a native sidecar outlives Triton's drain"
+    return sidecars[0]
+
+
 def env_values(render: Render) -> dict[str, str]:
     """The container's environment as Kubernetes resolves it (Secrets stay placeholders)."""
     values = {}

@@ -17,6 +17,7 @@ from tests.kubernetes.pod import (
     container,
     deployment,
     flag,
+    http_guard,
     labels_match,
     pod_spec,
     triton_args,
@@ -24,6 +25,8 @@ from tests.kubernetes.pod import (
 
 pytestmark = pytest.mark.kubernetes
 EXPECTED_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+# Triton's own HTTP endpoint, on loopback behind the HTTP guard that owns the pod's port 8000.
+TRITON_HTTP_PORT = 8003
 KUBERNETES_DOC = CHECKOUT / "docs" / "kubernetes.md"
 # Secrets the deployer creates (never committed); each is explained in docs/kubernetes.md.
 USER_PROVIDED_SECRETS = {
@@ -39,7 +42,9 @@ def _pod_labels(render: Render) -> dict[str, str]:
 
 
 def _container_ports(render: Render) -> dict[str, int]:
-    return {p["name"]: p["containerPort"] for p in container(render)["ports"]}
+    """The pod's named ports: Triton's and its HTTP guard's."""
+    containers = (container(render), http_guard(render))
+    return {p["name"]: p["containerPort"] for c in containers for p in c["ports"]}
 
 
 def _services_for_pods(render: Render) -> list[dict[str, Any]]:
@@ -55,8 +60,13 @@ def _services_for_pods(render: Render) -> list[dict[str, Any]]:
 def test_container_ports_are_named_and_match_triton_flags(all_renders: list[Render]) -> None:
     for render in all_renders:
         assert _container_ports(render) == EXPECTED_PORTS, render.name
-        for name, port in EXPECTED_PORTS.items():
-            assert flag(render, f"--{name}-port") == str(port), (render.name, name)
+        for name in ("grpc", "metrics"):
+            assert flag(render, f"--{name}-port") == str(EXPECTED_PORTS[name]), (render.name, name)
+        assert flag(render, "--http-port") == str(TRITON_HTTP_PORT), render.name
+        assert flag(render, "--http-address") == "127.0.0.1", render.name
+        guard_args = http_guard(render)["args"]
+        assert f"--listen=0.0.0.0:{EXPECTED_PORTS['http']}" in guard_args, render.name
+        assert f"--upstream=127.0.0.1:{TRITON_HTTP_PORT}" in guard_args, render.name
 
 
 def test_probes_target_tritons_http_port_and_catch_a_dead_backend(

@@ -8,12 +8,15 @@ import numpy as np
 import onnx
 import pytest
 from inference_tools.onnx_model import (
+    NONEMPTY_ROWS_KEY,
     SPINNING_CONFIG_KEY,
     ModelConfigError,
     OnnxModel,
     session_options,
 )
 from onnx import TensorProto, helper
+
+from python_backend.errors import InvalidInputError
 
 
 def write_doubling_graph(path: Path, batch_dim: int | str = "batch") -> Path:
@@ -129,6 +132,69 @@ def test_a_failing_group_fails_only_its_requests(graph: Path):
     results = model.run_batched([good, bad, good])
     assert isinstance(results[1], Exception)
     assert isinstance(results[0], dict) and isinstance(results[2], dict)
+
+
+def test_a_failed_batch_is_retried_one_request_at_a_time(graph: Path, monkeypatch):
+    model = OnnxModel.from_triton_args(config(), graph.parent.parent, "1")
+    real_run = model.run
+
+    def run_refusing_negatives(feeds):
+        # Stands in for a graph that fails on one row's values (an index out of range).
+        if (feeds["x"] < 0).any():
+            raise ValueError("a negative value in the batch")
+        return real_run(feeds)
+
+    monkeypatch.setattr(model, "run", run_refusing_negatives)
+    good = {"x": np.ones((1, 3), np.float32)}
+    bad = {"x": -np.ones((1, 3), np.float32)}
+    results = model.run_batched([good, bad, good])
+    assert isinstance(results[1], Exception)
+    for result in (results[0], results[2]):
+        assert isinstance(result, dict)
+        np.testing.assert_array_equal(result["y"], np.full((1, 3), 2.0, np.float32))
+
+
+def test_onnx_runtime_invalid_arguments_are_client_errors(graph: Path):
+    model = OnnxModel.from_triton_args(config(), graph.parent.parent, "1")
+    (result,) = model.run_batched([{"x": np.ones((1, 5), np.float32)}])
+    assert isinstance(result, InvalidInputError)
+
+
+def ranged(**parameters: str) -> dict:
+    return config(parameters={k: {"string_value": v} for k, v in parameters.items()})
+
+
+def test_values_outside_the_configured_range_are_refused_before_the_batch(graph: Path):
+    model = OnnxModel.from_triton_args(
+        ranged(**{"valid_range.x": "0..16"}), graph.parent.parent, "1"
+    )
+    good = {"x": np.full((1, 3), 16, np.float32)}
+    results = model.run_batched(
+        [
+            good,
+            {"x": np.full((1, 3), 17, np.float32)},
+            {"x": np.array([[1, np.nan, 2]], np.float32)},
+        ]
+    )
+    assert isinstance(results[0], dict)
+    assert isinstance(results[1], InvalidInputError) and "0..16" in str(results[1])
+    assert isinstance(results[2], InvalidInputError) and "nan" in str(results[2])
+
+
+def test_rows_without_a_non_zero_value_are_refused(graph: Path):
+    model = OnnxModel.from_triton_args(ranged(**{NONEMPTY_ROWS_KEY: "x"}), graph.parent.parent, "1")
+    rows = np.array([[1, 0, 0], [0, 0, 0]], np.float32)
+    (result,) = model.run_batched([{"x": rows}])
+    assert isinstance(result, InvalidInputError) and "row 1" in str(result)
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{"valid_range.x": "0-16"}, {"valid_range.nope": "0..1"}, {NONEMPTY_ROWS_KEY: "nope"}],
+)
+def test_value_checks_that_name_no_input_or_no_range_do_not_load(graph: Path, parameters):
+    with pytest.raises(ModelConfigError):
+        OnnxModel.from_triton_args(ranged(**parameters), graph.parent.parent, "1")
 
 
 def test_session_options_follow_the_config_and_never_spin():

@@ -192,6 +192,19 @@ def test_batch_neighbours_do_not_change_a_sentence(encoder, token_ids):
     np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
 
 
+def test_ids_outside_the_vocabulary_read_as_unknown_and_fail_no_batch(
+    encoder, model_source, token_ids
+):
+    # One client's id past the table (or below zero) used to fail the whole batched session
+    # call, everyone's requests with it; the C++ backend in the image runs batches the same way.
+    vocabulary = model_source.bert_config["vocab_size"]
+    unknown = model_source.unknown_token_id()
+    honest = run_encoder(encoder, *padded([token_ids[0], [101, unknown, 102]]))
+    for bad_id in (vocabulary, 1_000_000, -1, -vocabulary, -(2**63)):
+        batched = run_encoder(encoder, *padded([token_ids[0], [101, bad_id, 102]]))
+        np.testing.assert_allclose(batched, honest, atol=1e-5)
+
+
 def test_lookup_encoder_has_the_encoder_interface(encoder_path: Path):
     real = onnx.load(str(encoder_path))
     lookup = bert_onnx.build_lookup_encoder_model()

@@ -19,7 +19,11 @@ from inference_tools.local_server import free_port
 from tests.fakes.http_server import serving
 
 UNIT = Path(pod_hooks.__file__).resolve().parent
-HOOKS = {"triton-drain": "drain.py", "triton-probe": "health_probe.py"}
+HOOKS = {
+    "triton-drain": "drain.py",
+    "triton-probe": "health_probe.py",
+    "triton-http-guard": "http_guard.py",
+}
 
 
 @pytest.fixture(scope="module")

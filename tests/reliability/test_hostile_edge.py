@@ -63,8 +63,11 @@ def test_form_encoded_body_is_refused_before_triton(proxy, triton_server, path):
 @pytest.mark.parametrize("path", ["/v2/health/live", edge.model_infer_path(MODEL)])
 def test_the_body_without_its_form_content_type_is_harmless(triton_server, path):
     """What the HTTPRoute forwards: the Content-Type header dropped, the body unchanged."""
-    answer = post(triton_server.http_url, path, FORM_BODY, {})
-    assert answer in ("405", "500")  # POST on health; a body that is not JSON (2.51: 500)
+    # The pod's HTTP guard refuses a body that is not JSON; Triton's own port, past it, answers
+    # 405 to a POST on health and 500 to a body that is not JSON (2.51), and survives.
+    assert post(triton_server.http_url, path, FORM_BODY, {}) == "400"
+    answer = post(triton_server.triton_http_url, path, FORM_BODY, {})
+    assert answer in ("405", "500")
     assert_serving(triton_server)
 
 
@@ -134,7 +137,9 @@ def test_triton_direct_still_crashes_on_a_form_encoded_body(model_repository):
     server = LocalTritonServer(model_repository)
     server.start(timeout_s=300)
     try:
-        answer = post(server.http_url, "/v2/health/live", FORM_BODY, FORM)
+        # Through the pod's HTTP guard the body is refused (not JSON); past it, Triton dies.
+        assert post(server.http_url, "/v2/health/live", FORM_BODY, FORM) == "400"
+        answer = post(server.triton_http_url, "/v2/health/live", FORM_BODY, FORM)
         assert not answer.isdigit(), f"Triton answered {answer} instead of crashing"
         assert server.process is not None
         assert server.process.wait(timeout=30) == -signal.SIGSEGV

@@ -50,7 +50,7 @@ def test_roles_from_the_folder(foreign_repository: Path) -> None:
     assert roles.composing == COMPOSING
     assert roles.entry_models == ENTRY_MODELS
     assert roles.canary_request("doubler") == {
-        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, 0]}]
+        "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 1, 1, 1]}]
     }
 
 

@@ -1,16 +1,17 @@
 """Hostile requests while clients are served: the edge refuses them and no replica is lost.
 
-One replica, started with the Deployment's Triton flags, behind the nginx edge (the routes and
-limits of lab.reliability.edge), serves valid clients over HTTP and gRPC while a battery of
-hostile requests arrives: form-encoded bodies of 5 MB (which crash Triton 2.51) to a health and
-an inference path, a body over the cap, composing-model and administrative paths, an encoder
-sequence far past its limit over gRPC (no route can hide a model named inside a gRPC message),
-a streaming call, and idle connections held open throughout.
+One replica, started with the Deployment's Triton flags behind the pod's HTTP guard, behind the
+nginx edge (the routes and limits of lab.reliability.edge), serves valid clients over HTTP and
+gRPC while a battery of hostile requests arrives: form-encoded bodies of 5 MB (which crash
+Triton 2.51) to a health and an inference path, a body over the cap, 500 KB of nested JSON
+(which crashes it too) and a malformed binary-tensor header (refused by the guard),
+composing-model and administrative paths, and over gRPC (no route can hide a model named inside
+a gRPC message) an encoder sequence far past its limit, token ids past the vocabulary and an
+all-zero mask, a streaming call; idle connections are held open throughout.
 
-With `edge=False` the form-encoded body goes to the replica directly: the control, which loses
-the replica.
+With `edge=False` the form-encoded body goes to Triton's own port, past the edge and the guard:
+the control, which loses the replica.
 """
-
 from __future__ import annotations
 
 import http.client
@@ -52,13 +53,35 @@ def post(address: str, path: str, body: bytes, headers: dict[str, str]) -> str:
         connection.close()
 
 
-def _long_sequence_request(length: int) -> service_pb2.ModelInferRequest:
+def _encoder_request(ids: np.ndarray, mask: np.ndarray) -> service_pb2.ModelInferRequest:
     request = service_pb2.ModelInferRequest(model_name="minilm")
-    ids = np.full((1, length), 1000, dtype=np.int64)
-    for name in ("input_ids", "attention_mask"):
-        request.inputs.add(name=name, datatype="INT64", shape=list(ids.shape))
-        request.raw_input_contents.append(ids.tobytes())
+    for name, value in (("input_ids", ids), ("attention_mask", mask)):
+        request.inputs.add(name=name, datatype="INT64", shape=list(value.shape))
+        request.raw_input_contents.append(value.astype(np.int64).tobytes())
     return request
+
+
+def _long_sequence_request(length: int) -> service_pb2.ModelInferRequest:
+    ids = np.full((1, length), 1000, dtype=np.int64)
+    return _encoder_request(ids, ids)
+
+
+def _out_of_vocabulary_request() -> service_pb2.ModelInferRequest:
+    """16 tokens, one id far past the vocabulary: it used to fail every batch it joined."""
+    ids = np.array([[101, 1_000_000, 102] + [0] * 13])
+    return _encoder_request(ids, (ids != 0).astype(np.int64))
+
+
+def _zero_mask_request() -> service_pb2.ModelInferRequest:
+    ids = np.array([[101, 2000, 102] + [0] * 13])
+    return _encoder_request(ids, np.zeros_like(ids))
+
+
+GRPC_HOSTILE = {
+    "long-sequence": lambda: _long_sequence_request(100_000 // 8),
+    "out-of-vocabulary": _out_of_vocabulary_request,
+    "zero-mask": _zero_mask_request,
+}
 
 
 def _grpc_call(stub: service_pb2_grpc.GRPCInferenceServiceStub, kind: str) -> str:
@@ -66,10 +89,18 @@ def _grpc_call(stub: service_pb2_grpc.GRPCInferenceServiceStub, kind: str) -> st
         if kind == "stream":
             list(stub.ModelStreamInfer(iter([service_pb2.ModelInferRequest()]), timeout=30))
         else:
-            stub.ModelInfer(_long_sequence_request(100_000 // 8), timeout=60)
+            stub.ModelInfer(GRPC_HOSTILE[kind](), timeout=60)
         return "OK"
     except grpc.RpcError as error:
         return error.code().name
+
+
+# 250,000 nested arrays (500 KB, under every cap): tritonserver 2.51 died of it with SIGSEGV.
+NESTED_JSON_BODY = b'{"inputs":' + b"[" * 250_000 + b"]" * 250_000 + b"}"
+BINARY_HEADER_ABC = {
+    **{"Content-Type": "application/json"},
+    "Inference-Header-Content-Length": "abc",
+}
 
 
 def hostile_battery(http_address: str, grpc_address: str) -> Counter[str]:
@@ -79,17 +110,21 @@ def hostile_battery(http_address: str, grpc_address: str) -> Counter[str]:
         answers[post(http_address, path, FORM_BODY, FORM)] += 1
     oversized = b" " * (edge.MAX_REQUEST_BODY_BYTES + 1)
     answers[post(http_address, edge.model_infer_path(MODEL), oversized, JSON)] += 1
+    answers[post(http_address, edge.model_infer_path(MODEL), NESTED_JSON_BODY, JSON)] += 1
+    valid_body = b'{"inputs":[{"name":"TEXT","shape":[1,1],"datatype":"BYTES","data":["hi"]}]}'
+    answers[post(http_address, edge.model_infer_path(MODEL), valid_body, BINARY_HEADER_ABC)] += 1
     for path in ("/v2/models/minilm/infer", f"/v2/models/{MODEL}/config", "/v2/repository/index"):
         answers[post(http_address, path, b"{}", JSON)] += 1
     with grpc.insecure_channel(grpc_address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
-        for kind in ("long-sequence", "stream"):
+        for kind in (*GRPC_HOSTILE, "stream"):
             answers[_grpc_call(stub, kind)] += 1
     return answers
 
 
 # What the edge (or, for the long sequence, the encoder) answers each hostile request with.
-REFUSALS = {"415", "413", "404", "INVALID_ARGUMENT", "UNIMPLEMENTED"}
+# 400: the pod's HTTP guard (nested JSON, a malformed binary header).
+REFUSALS = {"400", "415", "413", "404", "INVALID_ARGUMENT", "UNIMPLEMENTED"}
 
 
 def run(
@@ -118,7 +153,8 @@ def run(
                     answers += hostile_battery(proxy.http_url, proxy.grpc_url)
                     time.sleep(max(0.0, (phase_end - time.monotonic()) / remaining))
             else:
-                answers[post(server.http_url, "/v2/health/live", FORM_BODY, FORM)] += 1
+                # Triton's own port: past the edge and the pod's HTTP guard.
+                answers[post(server.triton_http_url, "/v2/health/live", FORM_BODY, FORM)] += 1
                 time.sleep(5.0)  # long enough for every client to notice
         record = load.record
         assert server.process is not None
@@ -138,15 +174,16 @@ def run(
             "hostile input",
             (
                 f"{hostile_sent} hostile requests ({rounds} rounds: 5 MB form bodies, a body over "
-                f"the cap, composing-model and admin paths, a {100_000 // 8}-token sequence and a "
-                f"stream over gRPC) + {IDLE_CONNECTIONS} idle connections"
+                "the cap, 500 KB of nested JSON, a malformed binary header, composing-model and "
+                f"admin paths; over gRPC a {100_000 // 8}-token sequence, out-of-vocabulary ids, "
+                f"a zero mask and a stream) + {IDLE_CONNECTIONS} idle connections"
             ),
         )
         notes = f"replicas lost: {replicas_lost}; hostile requests answered {answered}"
     else:
         passed = replicas_lost == 1
         scenario = "hostile input without the edge (control)"
-        faults = "one 5 MB form-encoded body straight to Triton"
+        faults = "one 5 MB form-encoded body straight to Triton's own port"
         notes = (
             f"replicas lost: {replicas_lost} (tritonserver exit status "
             f"{server.process.returncode}): the edge is what keeps it alive"
