@@ -183,3 +183,32 @@ def test_serve_a_copy_of_the_model_repository(installed: Installed, model_reposi
         assert embedding.shape == (1, 384)
         assert (installed.elsewhere / ".work" / "tritonserver").is_dir()  # its own scratch
         assert server.stop() == 0, server.log
+
+
+def test_the_serving_unit_builds_its_own_wheel(tmp_path: Path) -> None:
+    """serving/ installs alone, as the image takes it: its two packages, its hooks as scripts, the
+    image's Python 3.10 allowed, numpy and tokenizers its only dependencies."""
+    source = tmp_path / "serving"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    shutil.copytree(CHECKOUT / "serving", source, ignore=ignore)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), source],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("scalable_inference_serving-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(f"{info}/METADATA").decode()
+        scripts = archive.read(f"{info}/entry_points.txt").decode()
+    assert {name.split("/")[0] for name in names} == {"python_backend", "pod_hooks", info}
+    assert "Requires-Python: >=3.10" in metadata
+    requires = sorted(
+        line.split(":", 1)[1].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    )
+    assert requires == ["numpy==1.26.4", "tokenizers==0.23.3"]
+    for script in ("triton-drain", "triton-probe", "triton-fit-instances"):
+        assert f"{script} = pod_hooks." in scripts
