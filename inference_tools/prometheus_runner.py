@@ -11,9 +11,6 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from typing import Any
 import yaml
 
 from inference_tools.local_server import free_port, log_tail
-from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.subprocesses import ManagedService, answers, stop_process, wait_until_ready
 from inference_tools.system_packages import SystemPackageMissing
 
 LOG = logging.getLogger(__name__)
@@ -111,23 +108,11 @@ class LocalPrometheus(ManagedService):
             raise
 
     def _wait_until_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise PrometheusStartError(
-                    f"prometheus exited with status {self.process.returncode}:\n"
-                    f"{log_tail(self.log_path)}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise PrometheusStartError(
-            f"prometheus not ready after {timeout_s:.0f}s:\n{log_tail(self.log_path)}"
+        problem = wait_until_ready(
+            lambda: answers(f"{self.url}/-/ready"), self.process, timeout_s, interval_s=0.2
         )
+        if problem:
+            raise PrometheusStartError(f"prometheus {problem}:\n{log_tail(self.log_path)}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         stop_process(self.process, timeout_s)

@@ -1,4 +1,5 @@
-"""Local servers run as child processes: stopping them, and using them as context managers."""
+"""Local servers run as child processes: waiting until they answer, stopping them, and using
+them as context managers."""
 
 from __future__ import annotations
 
@@ -6,10 +7,46 @@ import logging
 import os
 import signal
 import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
 LOG = logging.getLogger(__name__)
+
+
+def wait_until_ready(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[Any] | None,
+    timeout_s: float,
+    *,
+    interval_s: float = 0.25,
+) -> str | None:
+    """Poll `ready()` until it holds, and return None; otherwise say why it never did: `exited
+    with status N` when `process` ended first, `not ready after Ns` at the deadline.
+
+    Each caller raises its own error with that reason and the log that explains it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            return f"exited with status {process.returncode}"
+        if ready():
+            return None
+        if time.monotonic() >= deadline:
+            return f"not ready after {timeout_s:.0f}s"
+        time.sleep(interval_s)
+
+
+def answers(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether a GET of `url` answers 200 (a refused connection or an error status: no)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def stop_process(

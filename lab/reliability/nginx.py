@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference_tools.local_server import LOOPBACK, free_port, port_in_use
-from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.subprocesses import ManagedService, stop_process, wait_until_ready
 from inference_tools.system_packages import SystemPackageMissing
 
 from lab.reliability import edge
@@ -148,11 +148,14 @@ class NginxProxy(ManagedService):
         subprocess.run(self._nginx("-t", "-q"), check=True, capture_output=True)
         log = (self.prefix / "stdout.log").open("wb")
         self.process = subprocess.Popen(self._nginx(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (port_in_use(LOOPBACK, self.http_port) and port_in_use(LOOPBACK, self.grpc_port)):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nginx did not start: {self.error_log()}")
-            time.sleep(0.05)
+        problem = wait_until_ready(
+            lambda: port_in_use(LOOPBACK, self.http_port) and port_in_use(LOOPBACK, self.grpc_port),
+            self.process,
+            START_TIMEOUT_S,
+            interval_s=0.05,
+        )
+        if problem:
+            raise RuntimeError(f"nginx did not start ({problem}): {self.error_log()}")
         return self
 
     def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:

@@ -15,14 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from inference_tools.local_server import LOOPBACK, free_port
 from inference_tools.paths import work_dir as default_work_dir
+from inference_tools.subprocesses import answers, wait_until_ready
 
 from lab.reliability.load import (
     EMBEDDING_SIZE,
@@ -60,19 +59,10 @@ def send(address: str, index: int) -> tuple[str, str]:
 
 
 def wait_ready(process: subprocess.Popen[bytes], http_port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
     url = f"http://{LOOPBACK}:{http_port}/v2/health/ready"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"serve exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"serve was not ready after {STARTUP_TIMEOUT_S:.0f}s; see {log_path}")
+    problem = wait_until_ready(lambda: answers(url), process, STARTUP_TIMEOUT_S)
+    if problem:
+        raise RuntimeError(f"serve {problem}; see {log_path}")
 
 
 def alive(pid: int) -> bool:

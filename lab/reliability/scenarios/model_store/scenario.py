@@ -37,6 +37,7 @@ from inference_tools.publishing.publisher import PublishError, publish
 from inference_tools.publishing.rollout import AdminAccess
 from inference_tools.publishing.s3_store import S3Store
 from inference_tools.publishing.sources import read_model_source
+from inference_tools.subprocesses import wait_until_ready
 from pod_hooks.model_roles import ADMIN_HEADER
 
 from lab.reliability.report import ScenarioResult
@@ -66,11 +67,11 @@ def moto_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not port_in_use("127.0.0.1", port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
+        problem = wait_until_ready(
+            lambda: port_in_use("127.0.0.1", port), process, 30, interval_s=0.1
+        )
+        if problem:
+            raise RuntimeError(f"moto_server did not start: {problem}")
         yield f"http://127.0.0.1:{port}", process
     finally:
         os.kill(process.pid, signal.SIGCONT)
