@@ -24,7 +24,7 @@ LABEL org.opencontainers.image.title="scalable-inference-server" \
       org.opencontainers.image.description="Triton 2.51.0 serving text_embedding (all-MiniLM-L6-v2) and digits" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# The serving unit, whole and alone (tests/packaging/test_images.py): the image's python3 (3.10)
+# The serving unit, whole and alone (tests/packaging/test_units.py): the image's python3 (3.10)
 # runs the Python-backend stubs with the unit's dependencies at its pins (serving/pyproject.toml),
 # and the unit's folder on PYTHONPATH; the pod hooks in it use the standard library only, and the
 # Deployment runs them as bin/triton-drain (preStop), bin/triton-probe (readiness, liveness) and
