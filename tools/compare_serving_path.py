@@ -39,7 +39,7 @@ from inference_tools.model_config import read_model_config
 
 repository, work = Path(sys.argv[1]), Path(sys.argv[2])
 try:
-    from inference_tools.perf.serving_path import lookup_repository
+    from lab.perf.serving_path import lookup_repository
     repository = lookup_repository(repository, work / "lookup-repository")
 except ImportError:  # a revision before the serving-path mode: per-token states out
     output = read_model_config(repository / "minilm" / "config.pbtxt").output[0]
@@ -82,7 +82,7 @@ def main() -> int:
 
     from inference_tools.local_server import LocalTritonServer
     from inference_tools.paths import MODEL_REPOSITORY
-    from inference_tools.perf import serving_path
+    from lab.perf import serving_path
     from pod_hooks.fit_instances import available_cpus
 
     scratch = Path(tempfile.mkdtemp(prefix="compare-serving-path-"))
@@ -95,7 +95,9 @@ def main() -> int:
     shutil.copy2(ROOT / TOKENIZER_FILE, base / TOKENIZER_FILE)
     base_repository = scratch / "base-repository"
     shutil.copytree(base / "model_repository", base_repository)
-    env = dict(os.environ, PYTHONPATH=f"{base / 'scripts'}{os.pathsep}{base}")
+    # The base's packages wherever its layout kept them: serving/ and the top level, or scripts/.
+    paths = [base / "serving", base / "scripts", base]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(path) for path in paths))
     base_server = subprocess.Popen(
         [sys.executable, "-c", BASE_SERVER, str(base_repository), str(scratch)],
         cwd=base,

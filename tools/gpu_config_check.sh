@@ -58,7 +58,7 @@ tar -C "$W" -xJf "$KEEP/pytriton-tree.tar.xz"
 SRV=$W/pytriton/tritonserver
 chmod +x "$SRV/bin/tritonserver" "$SRV"/python_backend_stubs/*/triton_python_backend_stub
 cp "$SRV/python_backend_stubs/3.12/triton_python_backend_stub" "$SRV/backends/python/"
-cp -r "$ROOT/scripts/inference_tools/local_backends/onnxruntime" "$SRV/backends/onnxruntime"
+cp -r "$ROOT/inference_tools/local_backends/onnxruntime" "$SRV/backends/onnxruntime"
 
 # 2. The stubs' environment: numpy 1.26 first, then ONNX Runtime's CUDA build, the project, and
 #    the host's site-packages (tokenizers) behind them. The stub takes its site-packages from
@@ -70,7 +70,7 @@ SITE=$("$STUBENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()[
 mkdir -p "$W/ort-gpu"
 cat "$KEEP"/ort-gpu.tar.xz.part.* | xz -d | tar -C "$W/ort-gpu" -x
 HOST_SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-printf '%s\n' "$W/ort-gpu" "$ROOT" "$ROOT/scripts" "$HOST_SITE" >"$SITE/gpucheck.pth"
+printf '%s\n' "$W/ort-gpu" "$ROOT" "$ROOT/serving" "$HOST_SITE" >"$SITE/gpucheck.pth"
 "$STUBENV/bin/python3" -c 'import numpy, onnxruntime; print("stub env: numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__, onnxruntime.get_available_providers())' | tee -a "$SUMMARY"
 
 # NVIDIA's CUDA 13 libraries beside PyTorch, found by the CUDA provider at load.
@@ -83,7 +83,7 @@ export LD_LIBRARY_PATH
 cp -r "$ROOT/model_repository" "$W/repo-source"
 rm -f "$W/repo-source/minilm/1/model.onnx"
 "$PY" "$ROOT/tools/gpu_host_check.py" build-encoder "$W/repo-source/minilm/1/model.onnx" | tee -a "$SUMMARY"
-"$PY" "$ROOT/scripts/pod_hooks/fit_instances.py" --out "$W/repo" -- \
+"$PY" "$ROOT/serving/pod_hooks/fit_instances.py" --out "$W/repo" -- \
     true "--model-repository=$W/repo-source" --model-config-name=gpu | tee -a "$SUMMARY"
 
 # 4. Serve on free loopback ports.

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "serving")]
 
 MODEL = "text_embedding"
 MIN_COSINE = 0.999  # FP32 on the GPU against the CPU: kernels differ, the result must not

@@ -7,11 +7,11 @@ import csv
 from pathlib import Path
 
 import pytest
-from inference_tools.autoscaling.local_loop import loop_kustomizations
-from inference_tools.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
-from inference_tools.autoscaling.plots import plot_loop
-from inference_tools.commands.autoscaling.demo import summary
 from inference_tools.local_server import LocalTritonServer
+from lab.autoscaling.local_loop import loop_kustomizations
+from lab.autoscaling.loop import LoadPhase, LoopResult, LoopSettings, run_loop
+from lab.autoscaling.plots import plot_loop
+from lab.commands.autoscaling.demo import summary
 
 from tests.checkout import KUSTOMIZE_DIR
 

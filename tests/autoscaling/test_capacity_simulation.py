@@ -11,9 +11,9 @@ import re
 
 import pytest
 from inference_tools.autoscaling import rendered_settings
-from inference_tools.autoscaling import simulator as sim
-from inference_tools.autoscaling.hpa import HPASpec
-from inference_tools.commands.autoscaling.simulate import LABEL, queue_policy
+from inference_tools.autoscaling.hpa_spec import HPASpec
+from lab.autoscaling import simulator as sim
+from lab.commands.autoscaling.simulate import LABEL, queue_policy
 
 from tests.checkout import KUSTOMIZE_DIR
 

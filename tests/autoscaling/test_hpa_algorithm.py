@@ -13,11 +13,9 @@ import math
 
 import pytest
 import yaml
-from inference_tools.autoscaling.hpa import (
-    Behavior,
+from inference_tools.autoscaling.hpa_spec import Behavior, HPASpec, MetricTarget
+from lab.autoscaling.hpa import (
     HorizontalPodAutoscaler,
-    HPASpec,
-    MetricTarget,
     Pod,
     Tolerances,
     replicas_for_external_metric,

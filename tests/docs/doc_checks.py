@@ -2,8 +2,10 @@
 
 Shell blocks are split into commands; each program has a rule:
 - `make TARGET VAR=...`: the target exists, every variable reaches what the target runs (a dry
-  run with a sentinel value shows it), and the `inference-tools` lines it runs parse;
+  run with a sentinel value shows it), and the `inference-tools` and `python -m lab` lines it
+  runs parse;
 - `inference-tools ...`: the arguments parse with the real parser; `--help` is run;
+- `python -m lab ...` (the lab's commands, from the checkout's root): the same, with the lab's;
 - `kubectl kustomize DIR`, `kubectl apply -k DIR`: DIR renders; other kubectl commands: every
   flag exists in that command's own `--help`;
 - `kustomize edit set image NAME=...`: NAME is an image of that kustomization;
@@ -31,7 +33,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ import yaml
 from inference_tools.cli import build_parser
 from inference_tools.manifests.render import Render, kubectl, render
 from inference_tools.manifests.validation import validate_core
+from lab import cli as lab_cli
 
 from tests.checkout import CHECKOUT
 from tests.docs.markdown_blocks import DocBlock
@@ -215,6 +218,11 @@ class DocChecker:
         for command in shell_commands(dry_run):
             if Path(command[0]).name == "inference-tools" and "--help" not in command:
                 problems += [f"runs `{shlex.join(command)}`: {p}" for p in parse_cli(command[1:])]
+            elif _runs_the_lab(command) and "--help" not in command:
+                problems += [
+                    f"runs `{shlex.join(command)}`: {p}"
+                    for p in parse_cli(command[3:], lab_cli.build_parser)
+                ]
         return problems
 
     def _make_dry_run(self, targets: list[str], variables: dict[str, str], cwd: Path) -> str:
@@ -234,6 +242,21 @@ class DocChecker:
             )
             return [] if result.returncode == 0 else [f"exit {result.returncode}: {result.stderr}"]
         return parse_cli(argv[1:])
+
+    def _check_python(self, argv: list[str], cwd: Path) -> list[str]:
+        """`python -m lab ...`, the lab's commands, run from the checkout's root."""
+        if not _runs_the_lab(argv):
+            return [f"no rule checks `{shlex.join(argv[:3])}` (tests/docs/doc_checks.py)"]
+        if "--help" in argv or "-h" in argv:
+            result = subprocess.run(
+                [sys.executable, "-m", "lab", *argv[3:]],
+                cwd=self.checkout,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            return [] if result.returncode == 0 else [f"exit {result.returncode}: {result.stderr}"]
+        return parse_cli(argv[3:], lab_cli.build_parser)
 
     def _check_pytest(self, argv: list[str], cwd: Path) -> list[str]:
         markers = registered_markers()
@@ -434,12 +457,18 @@ def image_name(reference: str) -> str:
     return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
 
 
-def parse_cli(arguments: list[str]) -> list[str]:
-    """Problems the real parser finds in `inference-tools ARGUMENTS`."""
+def _runs_the_lab(argv: list[str]) -> bool:
+    return Path(argv[0]).name.startswith("python") and argv[1:3] == ["-m", "lab"]
+
+
+def parse_cli(
+    arguments: list[str], parser: Callable[[], argparse.ArgumentParser] = build_parser
+) -> list[str]:
+    """Problems the real parser finds in `inference-tools ARGUMENTS` (or the lab's command's)."""
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            build_parser().parse_args(arguments)
+            parser().parse_args(arguments)
     except SystemExit as exit_:
         if exit_.code:
             return [errors.getvalue().strip().splitlines()[-1]]

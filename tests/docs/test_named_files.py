@@ -2,8 +2,9 @@
 READMEs of perf/ and the kustomize components).
 
 A path is read from inline code (`like/this`) when its first folder exists where such a path is
-read from (the page's folder, the checkout, `kustomize/`, `scripts/`, ...); the whole path must
-then exist there. Generated folders (`.work/`, `perf/results/`) and placeholders are not checked.
+read from (the page's folder, the checkout, `kustomize/`, the three units' folders, ...); the
+whole path must then exist there. Generated folders (`.work/`, `perf/results/`) and placeholders
+are not checked.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ PAGES = DOCUMENTED_PAGES
 SEARCHED = [
     CHECKOUT,
     CHECKOUT / "kustomize",
-    CHECKOUT / "scripts",
-    CHECKOUT / "scripts" / "inference_tools",
+    CHECKOUT / "serving",
+    CHECKOUT / "inference_tools",
+    CHECKOUT / "lab",
     CHECKOUT / "model_repository",
     CHECKOUT / "tests",
 ]
@@ -63,10 +65,10 @@ def test_named_paths_exist(page: Path) -> None:
 
 
 def test_a_renamed_path_is_caught() -> None:
-    text = "The drain lives in `scripts/pod_hooks/drain.py`; see `components/monitoring`."
+    text = "The drain lives in `serving/pod_hooks/drain.py`; see `components/monitoring`."
     assert missing_paths(CHECKOUT / "README.md", text) == []
     renamed = text.replace("drain.py", "drainer.py").replace("monitoring", "monitor")
     assert missing_paths(CHECKOUT / "README.md", renamed) == [
-        "scripts/pod_hooks/drainer.py",
+        "serving/pod_hooks/drainer.py",
         "components/monitor",
     ]

@@ -56,7 +56,7 @@ def test_an_image_path_without_a_local_counterpart_is_refused(tmp_path: Path) ->
 def test_the_hooks_and_server_map_to_the_checkout(tmp_path: Path) -> None:
     image_map = serving_image_map(tmp_path / "tritonserver" / "bin" / "tritonserver")
     probe = image_map.map_path("/opt/scalable-inference-server/bin/triton-probe")
-    assert probe is not None and probe.endswith("scripts/pod_hooks/health_probe.py")
+    assert probe is not None and probe.endswith("serving/pod_hooks/health_probe.py")
     assert image_map.map_argument("--model-repository=/models").endswith("/model_repository")
 
 

@@ -1,4 +1,4 @@
-"""Every edge we ship routes only the public paths and carries the limits of inference_tools.edge.
+"""Every edge we ship routes only the public paths and carries the limits of lab.reliability.edge.
 
 The nginx stand-in of the fault tests (tests/reliability/test_hostile_edge.py) is rendered from
 the same module, so what these tests pin in the manifests is what the fault tests exercise.
@@ -10,9 +10,9 @@ import copy
 import re
 
 import pytest
-from inference_tools import edge
 from inference_tools.manifests import validation
 from inference_tools.manifests.render import Render
+from lab.reliability import edge
 
 pytestmark = pytest.mark.kubernetes
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inference_tools.manifests import overlay_needs
-from inference_tools.manifests.overlay_needs import Need
 from inference_tools.manifests.render import Render
 
 from tests.checkout import CHECKOUT
+from tests.kubernetes import overlay_needs
+from tests.kubernetes.overlay_needs import Need
 
 pytestmark = pytest.mark.kubernetes
 DOCUMENTS = (CHECKOUT / "README.md", CHECKOUT / "docs" / "kubernetes.md")

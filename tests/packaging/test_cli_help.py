@@ -1,10 +1,11 @@
-"""Every `inference-tools` command explains itself, checked by walking the real argparse tree.
+"""Every `inference-tools` command, and every command of the lab (`python -m lab`), explains itself,
+checked by walking the real argparse tree.
 
 Each parser, groups included, has a description; each option and positional has help, and the
 help shows its default where it has one; each command (a parser without subcommands) ends its
 help with example command lines, and every example parses with the real parser into that very
-command. The installed entry point answers `--help` for every command, and the global options
-work before and after the command.
+command. The installed entry point (and `python -m lab` in the checkout) answers `--help` for
+every command, and the global options work before and after the command.
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ from inference_tools.command_parser import (
     default_text,
     shows_default,
 )
+from lab import cli as lab_cli
+
+from tests.checkout import CHECKOUT
 
 ENTRY_POINT = Path(sys.executable).parent / "inference-tools"
 PROG = "inference-tools"
+# Each command-line tree: how to build its parser, and how a user starts it.
+TREES = {
+    PROG: (build_parser, [str(ENTRY_POINT)]),
+    lab_cli.PROG: (lab_cli.build_parser, [sys.executable, "-m", "lab"]),
+}
 
 
 def command_parsers(
@@ -98,8 +107,9 @@ def parse_problem(root: argparse.ArgumentParser, argv: list[str]) -> str | None:
 def help_problems(root: argparse.ArgumentParser) -> list[str]:
     """Every way in which a parser of the tree under `root` fails to explain itself."""
     problems: list[str] = []
+    prog = root.prog.split()
     for path, parser in command_parsers(root):
-        name = " ".join((PROG, *path))
+        name = " ".join((*prog, *path))
         if parser.formatter_class is not HelpFormatter:
             problems.append(f"{name}: formatter {parser.formatter_class.__name__}, not ours")
         if not (parser.description or "").strip():
@@ -129,33 +139,37 @@ def help_problems(root: argparse.ArgumentParser) -> list[str]:
             problems.append(f"{name}: no example in the epilog")
         for argv in command_lines:
             example = shlex.join(argv)
-            if argv[0] != PROG:
-                problems.append(f"{name}: example `{example}` does not run {PROG}")
+            if argv[: len(prog)] != prog:
+                problems.append(f"{name}: example `{example}` does not run {root.prog}")
                 continue
-            refused = parse_problem(root, argv[1:])
+            refused = parse_problem(root, argv[len(prog) :])
             if refused:
                 problems.append(f"{name}: example `{example}` does not parse: {refused}")
-            elif root.parse_args(argv[1:]).func is not parser.get_default("func"):
+            elif root.parse_args(argv[len(prog) :]).func is not parser.get_default("func"):
                 problems.append(f"{name}: example `{example}` runs another command")
     return problems
 
 
-def command_paths() -> list[tuple[str, ...]]:
-    return [path for path, _ in command_parsers(build_parser())]
+def command_paths(prog: str = PROG) -> list[tuple[str, ...]]:
+    return [path for path, _ in command_parsers(TREES[prog][0]())]
 
 
-def leaf_examples() -> list[tuple[tuple[str, ...], list[str]]]:
-    """(command words, argv of its first example) of every command; the bare command words
-    where it has none (which the walk reports)."""
-    return [
-        (path, next(iter(examples(parser)), [PROG, *path])[1:])
-        for path, parser in command_parsers(build_parser())
-        if subcommands(parser) is None
-    ]
+def leaf_examples() -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """(program, command words, argv of its first example) of every command of both trees; the
+    bare command words where it has none (which the walk reports)."""
+    leaves = []
+    for prog, (build, _) in TREES.items():
+        words = prog.split()
+        for path, parser in command_parsers(build()):
+            if subcommands(parser) is None:
+                first = next(iter(examples(parser)), [*words, *path])
+                leaves.append((prog, path, first[len(words) :]))
+    return leaves
 
 
-def test_every_parser_explains_itself() -> None:
-    assert help_problems(build_parser()) == []
+@pytest.mark.parametrize("prog", sorted(TREES))
+def test_every_parser_explains_itself(prog: str) -> None:
+    assert help_problems(TREES[prog][0]()) == []
 
 
 def test_the_walk_reaches_every_command() -> None:
@@ -169,18 +183,24 @@ def test_the_walk_reaches_every_command() -> None:
         "publish",
         "rollback",
         "perf",
-        "perf run",
-        "perf tune",
         "perf dataset",
-        "perf report",
         "autoscaling",
         "autoscaling calibrate",
-        "autoscaling simulate",
-        "autoscaling demo",
         "autoscaling adapter-values",
-        "reliability",
         "drain",
         "probe",
+    }
+    # The lab's: run from the checkout, never installed with the tooling.
+    assert {" ".join(path) for path in command_paths(lab_cli.PROG)} == {
+        "",
+        "perf",
+        "perf run",
+        "perf tune",
+        "perf report",
+        "autoscaling",
+        "autoscaling simulate",
+        "autoscaling demo",
+        "reliability",
     }
 
 
@@ -240,10 +260,14 @@ def test_help_states_defaults_as_the_option_takes_them() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "argv"), leaf_examples(), ids=[" ".join(path) for path, _ in leaf_examples()]
+    ("prog", "path", "argv"),
+    leaf_examples(),
+    ids=[" ".join((prog, *path)) for prog, path, _ in leaf_examples()],
 )
-def test_verbose_before_and_after_the_command(path: tuple[str, ...], argv: list[str]) -> None:
-    parser = build_parser()
+def test_verbose_before_and_after_the_command(
+    prog: str, path: tuple[str, ...], argv: list[str]
+) -> None:
+    parser = TREES[prog][0]()
     assert tuple(argv[: len(path)]) == path
     assert parser.parse_args(argv).verbose is False
     # Before the first command word, after each one, and last.
@@ -252,18 +276,21 @@ def test_verbose_before_and_after_the_command(path: tuple[str, ...], argv: list[
         assert parser.parse_args(with_verbose).verbose is True, with_verbose
 
 
-def test_every_command_help_through_the_installed_entry_point() -> None:
-    # Side by side: each is a fresh interpreter importing the whole tool.
+@pytest.mark.parametrize("prog", sorted(TREES))
+def test_every_command_help_through_the_installed_entry_point(prog: str) -> None:
+    # Side by side: each is a fresh interpreter importing the whole tool. The lab runs from the
+    # checkout's root, as the Makefile runs it.
     runs = {
         path: subprocess.Popen(
-            [str(ENTRY_POINT), *path, "--help"],
+            [*TREES[prog][1], *path, "--help"],
+            cwd=CHECKOUT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for path in command_paths()
+        for path in command_paths(prog)
     }
     for path, process in runs.items():
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, (path, stderr)
-        assert stdout.startswith(f"usage: {' '.join((PROG, *path))}"), (path, stdout[:200])
+        assert stdout.startswith(f"usage: {' '.join((prog, *path))}"), (path, stdout[:200])

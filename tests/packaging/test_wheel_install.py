@@ -9,10 +9,12 @@ the editable install of this checkout that lives there (a .pth of its own) stays
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +28,15 @@ from tests.serve_process import ServeProcess
 pytestmark = pytest.mark.slow
 
 # What the Dockerfile's first stage copies too: the files a build needs.
-SOURCES = ("pyproject.toml", "README.md", "scripts", "python_backend")
-CRD_VALIDATION_DIR = CHECKOUT / "scripts" / "inference_tools" / "manifests" / "crd_validation"
+SOURCES = ("pyproject.toml", "README.md", "inference_tools", "serving")
+CRD_VALIDATION_DIR = CHECKOUT / "inference_tools" / "manifests" / "crd_validation"
 
 
 @dataclass(frozen=True)
 class Installed:
     bin_dir: Path
     elsewhere: Path  # an empty folder to run the commands from
+    wheel: Path
 
     def run(self, *args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -92,7 +95,25 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True)
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    return Installed(venv / "bin", elsewhere)
+    return Installed(venv / "bin", elsewhere, wheel)
+
+
+def test_the_wheel_holds_the_tooling_and_the_serving_unit_and_no_heavy_dependency(
+    installed: Installed,
+) -> None:
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = wheel.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in wheel.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    packages = {name.split("/")[0] for name in names if not name.split("/")[0].endswith("-info")}
+    assert packages == {"inference_tools", "pod_hooks", "python_backend"}
+    # What `pip install` pulls by default: no plotting, web framework or training package.
+    runtime = {re.split(r"[\s=<>!~\[;]", r)[0].lower() for r in requires if "extra ==" not in r}
+    assert runtime & {"matplotlib", "fastapi", "uvicorn", "scikit-learn"} == set()
 
 
 def test_the_commands_come_from_the_wheel_not_the_checkout(installed: Installed) -> None:
@@ -162,3 +183,32 @@ def test_serve_a_copy_of_the_model_repository(installed: Installed, model_reposi
         assert embedding.shape == (1, 384)
         assert (installed.elsewhere / ".work" / "tritonserver").is_dir()  # its own scratch
         assert server.stop() == 0, server.log
+
+
+def test_the_serving_unit_builds_its_own_wheel(tmp_path: Path) -> None:
+    """serving/ installs alone, as the image takes it: its two packages, its hooks as scripts, the
+    image's Python 3.10 allowed, numpy and tokenizers its only dependencies."""
+    source = tmp_path / "serving"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    shutil.copytree(CHECKOUT / "serving", source, ignore=ignore)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), source],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("scalable_inference_serving-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(f"{info}/METADATA").decode()
+        scripts = archive.read(f"{info}/entry_points.txt").decode()
+    assert {name.split("/")[0] for name in names} == {"python_backend", "pod_hooks", info}
+    assert "Requires-Python: >=3.10" in metadata
+    requires = sorted(
+        line.split(":", 1)[1].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:")
+    )
+    assert requires == ["numpy==1.26.4", "tokenizers==0.23.3"]
+    for script in ("triton-drain", "triton-probe", "triton-fit-instances"):
+        assert f"{script} = pod_hooks." in scripts

@@ -7,7 +7,7 @@ from collections import Counter
 
 from inference_tools.commands.perf import PERF_JOB_INPUT_DATA
 from inference_tools.perf import dataset
-from inference_tools.perf.results import level_from_filename
+from lab.perf.results import level_from_filename
 
 from python_backend.tokenization import bucket_length
 

@@ -12,7 +12,7 @@ from inference_tools.perf.perf_analyzer import (
     PerfAnalyzerSettings,
     parse_report,
 )
-from inference_tools.perf.results import level_from_filename, read_measurements
+from lab.perf.results import level_from_filename, read_measurements
 
 DATA = Path(__file__).parent / "data"
 

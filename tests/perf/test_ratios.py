@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from inference_tools.perf.inprocess import InProcessResult
 from inference_tools.perf.perf_analyzer import LoadLevel, Measurement
-from inference_tools.perf.ratios import latency_overhead, microservice_ratio
-from inference_tools.perf.results import InProcessRow
+from lab.perf.inprocess import InProcessResult
+from lab.perf.ratios import latency_overhead, microservice_ratio
+from lab.perf.results import InProcessRow
 
 
 def level(concurrency: int, throughput: float, p50_ms: float, p99_ms: float) -> Measurement:

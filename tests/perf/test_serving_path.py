@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import onnx
-from inference_tools.perf import serving_path
+from lab.perf import serving_path
 
 
 def _sha256(path: Path) -> str:

@@ -9,9 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from inference_tools.commands.perf import DEFAULT_OUT
-from inference_tools.perf.report import write_report
-from inference_tools.perf.suite import SuiteOptions, run_suite, smoke
+from lab.commands.perf import DEFAULT_OUT
+from lab.perf.report import write_report
+from lab.perf.suite import SuiteOptions, run_suite, smoke
 from matplotlib import image
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]

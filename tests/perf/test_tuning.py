@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from inference_tools.model_config import read_model_config
-from inference_tools.perf.tuning import (
+from lab.perf.tuning import (
     TUNING_CSV,
     TUNING_MD,
     Sample,

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from inference_tools import edge
 from inference_tools.local_server import free_port, port_in_use
+from lab.reliability import edge
 from pod_hooks.http_guard import DEFAULT_MAX_BODY_BYTES, Refusal, check_body, json_depth
 
 from tests.fakes.http_server import serving

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
+from inference_tools.publishing.rollout import AdminAccess
+from pod_hooks.model_roles import ADMIN_HEADER
 
 from tests.publishing.servers import ADMIN_KEY, explicit_mode_args
 
 
 @pytest.fixture(scope="module")
 def admin() -> AdminAccess:
-    return AdminAccess(DEFAULT_ADMIN_HEADER, ADMIN_KEY)
+    return AdminAccess(ADMIN_HEADER, ADMIN_KEY)
 
 
 @pytest.fixture(scope="module")

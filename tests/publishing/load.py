@@ -1,6 +1,6 @@
 """Clients for the publishing tests: one inference, and load that records which version answered.
 
-The load is the project's one load generator (`inference_tools.reliability.load.ClosedLoopLoad`)
+The load is the project's one load generator (`lab.reliability.load.ClosedLoopLoad`)
 with a sender for the small test models (input `x` of ones, output `y`).
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.http as httpclient
-from inference_tools.reliability.load import OK, ClosedLoopLoad
+from lab.reliability.load import OK, ClosedLoopLoad
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ an admin header as in the cluster."""
 
 from __future__ import annotations
 
-from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER
+from pod_hooks.model_roles import ADMIN_HEADER
 
 ADMIN_KEY = "publish-tests-admin-key"
 
@@ -11,5 +11,5 @@ ADMIN_KEY = "publish-tests-admin-key"
 def explicit_mode_args(admin_key: str = ADMIN_KEY) -> list[str]:
     return [
         "--model-control-mode=explicit",
-        f"--http-restricted-api=model-repository:{DEFAULT_ADMIN_HEADER}={admin_key}",
+        f"--http-restricted-api=model-repository:{ADMIN_HEADER}={admin_key}",
     ]

@@ -50,7 +50,6 @@ def test_onnxruntime_backend_refuses_a_config_that_misnames_an_input(
 ):
     backend = load_model_py(
         Path(__file__).resolve().parents[2]
-        / "scripts"
         / "inference_tools"
         / "local_backends"
         / "onnxruntime"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability.nginx import nginx_binary
-from inference_tools.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
+from lab.reliability.nginx import nginx_binary
+from lab.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
 
 from tests.checkout import KUSTOMIZE_DIR
 

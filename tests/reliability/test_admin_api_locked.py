@@ -15,7 +15,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from inference_tools.exposure import ADMIN_API_CATEGORIES
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.cluster import TEST_ADMIN_KEY, replica_flags
+from lab.reliability.local_replicas import TEST_ADMIN_KEY, replica_flags
 from tritonclient.utils import InferenceServerException
 
 from tests.clients import MODEL, embed

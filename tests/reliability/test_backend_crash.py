@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import backend_crash
+from lab.reliability.scenarios.backend_crash import scenario as backend_crash
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

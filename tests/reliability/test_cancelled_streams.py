@@ -14,7 +14,7 @@ import signal
 import grpc
 import pytest
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.cluster import replica_flags
+from lab.reliability.local_replicas import replica_flags
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.clients import MODEL

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from inference_tools.reliability import drain_cases
+from lab.reliability.scenarios.drain_cases import scenario as drain_cases
 
 pytestmark = pytest.mark.server
 

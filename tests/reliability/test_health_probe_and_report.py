@@ -6,7 +6,7 @@ import csv
 
 import pytest
 from inference_tools.local_server import free_port
-from inference_tools.reliability.report import ScenarioResult, write_reports
+from lab.reliability.report import ScenarioResult, write_reports
 from pod_hooks import health_probe
 
 

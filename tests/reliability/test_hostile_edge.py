@@ -1,7 +1,7 @@
 """Hostile requests against the edge: the nginx stand-in refuses them before Triton sees them.
 
 The nginx here carries the same routes and limits as the shipped Ingress and Gateway
-(inference_tools.edge; tests/kubernetes/test_edge_limits.py checks the manifests against it).
+(lab.reliability.edge; tests/kubernetes/test_edge_limits.py checks the manifests against it).
 The last test shows why the edge matters: the same form-encoded body sent to Triton 2.51
 directly kills the process. It is pinned so that an upgrade that fixes the crash shows.
 """
@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from inference_tools import edge
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.hostile_input import FORM, FORM_BODY, JSON, post
-from inference_tools.reliability.nginx import Endpoint, NginxProxy
+from lab.reliability import edge
+from lab.reliability.nginx import Endpoint, NginxProxy
+from lab.reliability.scenarios.hostile_input.scenario import FORM, FORM_BODY, JSON, post
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.clients import MODEL, embed

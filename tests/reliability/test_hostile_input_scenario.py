@@ -4,7 +4,7 @@ the replica lost without it."""
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import hostile_input
+from lab.reliability.scenarios.hostile_input import scenario as hostile_input
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

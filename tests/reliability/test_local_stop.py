@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import local_stop
+from lab.reliability.scenarios.local_stop import scenario as local_stop
 
 pytestmark = pytest.mark.server
 

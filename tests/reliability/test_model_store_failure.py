@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import model_store
+from lab.reliability.scenarios.model_store import scenario as model_store
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import overload, soak
+from lab.reliability.scenarios.overload import scenario as overload
+from lab.reliability.scenarios.soak import scenario as soak
 
 pytestmark = pytest.mark.server
 

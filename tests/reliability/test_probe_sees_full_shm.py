@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.reliability.cluster import TEST_ADMIN_KEY, replica_flags
-from inference_tools.reliability.pod_lifecycle import PodLifecycle
+from lab.reliability.local_replicas import TEST_ADMIN_KEY, replica_flags
+from lab.reliability.pod_lifecycle import PodLifecycle
 from pod_hooks import health_probe
 
 from tests.clients import MODEL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from inference_tools.local_server import port_in_use
-from inference_tools.reliability import restart_at_once
+from lab.reliability.scenarios.restart_at_once import scenario as restart_at_once
 
 pytestmark = pytest.mark.server
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import rolling_restart
+from lab.reliability.scenarios.rolling_restart import scenario as rolling_restart
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from inference_tools.reliability import drain_cases, sigterm_in_flight
+from lab.reliability.scenarios.drain_cases import scenario as drain_cases
+from lab.reliability.scenarios.sigterm_in_flight import scenario as sigterm_in_flight
 
 pytestmark = pytest.mark.server
 

@@ -13,6 +13,8 @@ import pytest
 from tests.makefile import run_make
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+# The lab runs from the checkout, not from the installed package (Makefile: LAB).
+LAB = "python -m lab"
 STRAY = {
     "NAME": "stray-name",
     "VERSION": "99",
@@ -33,8 +35,10 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     return run_make(*args, env=environment)
 
 
-def cli_line(result: subprocess.CompletedProcess[str], command: str) -> str:
-    lines = [line for line in result.stdout.splitlines() if f"inference-tools {command}" in line]
+def cli_line(
+    result: subprocess.CompletedProcess[str], command: str, program: str = "inference-tools"
+) -> str:
+    lines = [line for line in result.stdout.splitlines() if f"{program} {command}" in line]
     assert len(lines) == 1, result.stdout + result.stderr
     return lines[0]
 
@@ -76,9 +80,9 @@ def test_command_line_and_target_named_variables_count() -> None:
 
 
 def test_perf_model_from_the_command_line_or_its_own_variable() -> None:
-    assert "--model" not in cli_line(make("-n", "perf", env=STRAY), "perf run")
-    assert cli_line(make("-n", "perf", "MODEL=digits"), "perf run").endswith("--model digits")
-    from_env = cli_line(make("-n", "perf", env={"PERF_MODEL": "digits"}), "perf run")
+    assert "--model" not in cli_line(make("-n", "perf", env=STRAY), "perf run", LAB)
+    assert cli_line(make("-n", "perf", "MODEL=digits"), "perf run", LAB).endswith("--model digits")
+    from_env = cli_line(make("-n", "perf", env={"PERF_MODEL": "digits"}), "perf run", LAB)
     assert from_env.endswith("--model digits")
 
 

@@ -14,10 +14,11 @@ from inference_tools.digits_classifier import LABEL, MODEL_NAME, PIXELS, load_sp
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.publishing.endpoints import HttpEndpoint
 from inference_tools.publishing.publisher import publish
-from inference_tools.publishing.rollout import DEFAULT_ADMIN_HEADER, AdminAccess
+from inference_tools.publishing.rollout import AdminAccess
 from inference_tools.publishing.sources import read_model_source
 from inference_tools.publishing.stores import LocalFolderStore
 from pod_hooks import health_probe, model_roles
+from pod_hooks.model_roles import ADMIN_HEADER
 
 from tests.publishing.servers import ADMIN_KEY, explicit_mode_args
 from tests.teams.foreign_repository import ENTRY_MODELS, build_foreign_repository
@@ -41,7 +42,7 @@ def test_digits_and_a_foreign_repository_publish_serve_and_probe(
             sources,
             LocalFolderStore(store_dir),
             {"local": HttpEndpoint(server.http_url)},
-            admin=AdminAccess(DEFAULT_ADMIN_HEADER, ADMIN_KEY),
+            admin=AdminAccess(ADMIN_HEADER, ADMIN_KEY),
             report=lambda line: None,
         )
         assert sorted(result.published) == sorted((name, 1) for name in [MODEL_NAME, *order])

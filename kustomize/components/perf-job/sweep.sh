@@ -1,6 +1,6 @@
 #!/bin/bash
 # perf_analyzer sweeps of the deployed Triton, through the Service and against one pod.
-# Writes the results layout that `inference-tools perf report DIR` reads (one folder per
+# Writes the results layout that `python -m lab perf report DIR` reads (one folder per
 # target: raw/triton-<level>.csv plus the composing models' files, and run.json), then prints
 # the CSVs as a base64 tarball between two marker lines so that `kubectl logs` can bring them
 # home after the pod is gone (see README.md).

@@ -17,10 +17,13 @@ from kubecluster.layout import CHECKOUT
 # The image that the manifests run (kustomize/base: images[].newName), whatever its tag or digest.
 SERVING_IMAGE_REPOSITORY = "scalable-inference-server"
 HOOKS_BIN = "/opt/scalable-inference-server/bin"
-HOOK_LINK = re.compile(
-    r"ln -s \.\./pod_hooks/(?P<file>\S+) " + re.escape(HOOKS_BIN) + r"/(?P<name>\S+)"
-)
+# `ln -s ../<path in the image's unit folder> <HOOKS_BIN>/<name>`: relative to HOOKS_BIN's parent.
+HOOK_LINK = re.compile(r"ln -s \.\./(?P<path>\S+) " + re.escape(HOOKS_BIN) + r"/(?P<name>\S+)")
 MODELS_COPY = re.compile(r"COPY --from=models /src/model_repository/ (?P<target>/\S+?)/?$", re.M)
+# `COPY [--chmod=...] <checkout folder>/ <image folder>/` in the last stage (not --from a stage).
+CHECKOUT_COPY = re.compile(
+    r"^COPY (?:--(?!from)\S+ )*(?P<source>[A-Za-z0-9_.-]+)/ (?P<target>/\S+?)/?$", re.M
+)
 ENV_PAIR = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>\S+)")
 # FROM nvcr.io/nvidia/tritonserver: the server lives here in NVIDIA's images.
 TRITONSERVER_IN_IMAGE = "/opt/tritonserver/bin/tritonserver"
@@ -74,31 +77,52 @@ class ImageMap:
 
 def serving_image_map(tritonserver: Path, checkout: Path = CHECKOUT) -> ImageMap:
     dockerfile = (checkout / "Dockerfile").read_text()
-    files = {
-        f"{HOOKS_BIN}/{match['name']}": checkout / "scripts" / "pod_hooks" / match["file"]
-        for match in HOOK_LINK.finditer(dockerfile)
+    last_stage = final_stage(dockerfile)
+    folders: dict[str, Path] = {
+        match["target"]: checkout / match["source"] for match in CHECKOUT_COPY.finditer(last_stage)
     }
+    unit_root = str(Path(HOOKS_BIN).parent)
+    files = {}
+    for match in HOOK_LINK.finditer(dockerfile):
+        in_image = f"{unit_root}/{match['path']}"
+        local = next(
+            (
+                str(local) + in_image[len(image_folder) :]
+                for image_folder, local in folders.items()
+                if in_image.startswith(image_folder + "/")
+            ),
+            None,
+        )
+        if local is None:
+            raise UnmappableContainer(f"the Dockerfile links {in_image}, which no COPY provides")
+        files[f"{HOOKS_BIN}/{match['name']}"] = Path(local)
     files[TRITONSERVER_IN_IMAGE] = tritonserver
     # NVIDIA's tritonserver looks for its backends in /opt/tritonserver/backends by default;
     # the local one keeps them beside its binary (inference_tools.triton_runtime).
     added = {str(tritonserver): [f"--backend-directory={tritonserver.parent.parent / 'backends'}"]}
-    folders: dict[str, Path] = {}
     models = MODELS_COPY.search(dockerfile)
     if models:
         folders[models["target"]] = checkout / "model_repository"
     image_env = final_stage_env(dockerfile)
     if "PYTHONPATH" in image_env:
-        # COPY python_backend/ <PYTHONPATH>/python_backend/: the checkout holds that package.
-        folders[image_env["PYTHONPATH"]] = checkout
-        image_env["PYTHONPATH"] = str(checkout)
+        # The serving unit's folder in the image (COPY serving/ ...): its checkout counterpart.
+        mapped = ImageMap(files, folders, {}, {}).map_path(image_env["PYTHONPATH"])
+        if mapped is None:
+            raise UnmappableContainer(f"PYTHONPATH {image_env['PYTHONPATH']} is no copied folder")
+        image_env["PYTHONPATH"] = mapped
     if not files.keys() >= {f"{HOOKS_BIN}/triton-probe", f"{HOOKS_BIN}/triton-drain"}:
         raise UnmappableContainer("the Dockerfile no longer links the pod hooks the runner expects")
     return ImageMap(files=files, folders=folders, image_env=image_env, added_arguments=added)
 
 
+def final_stage(dockerfile: str) -> str:
+    """The image's last stage (continuation lines joined)."""
+    return re.split(r"^FROM .*$", dockerfile.replace("\\\n", " "), flags=re.M)[-1]
+
+
 def final_stage_env(dockerfile: str) -> dict[str, str]:
     """The ENV of the image's last stage (continuation lines joined)."""
-    stage = re.split(r"^FROM .*$", dockerfile.replace("\\\n", " "), flags=re.M)[-1]
+    stage = final_stage(dockerfile)
     env: dict[str, str] = {}
     for line in stage.splitlines():
         if line.startswith("ENV "):

@@ -46,10 +46,11 @@ def ensure_pod_python(folder: Path) -> Path:
         check=True,
     )  # fmt: skip
     # The Python-based onnxruntime backend that stands in for the image's C++ one imports the
-    # project's ONNX runner (inference_tools.onnx_model): make the package importable.
+    # project's ONNX runner (inference_tools.onnx_model, which imports the serving unit):
+    # make both packages importable.
     site_packages = next((folder / "lib").glob("python3*/site-packages"))
     (site_packages / "scalable_inference_server_scripts.pth").write_text(
-        f"{CHECKOUT / 'scripts'}\n"
+        f"{CHECKOUT}\n{CHECKOUT / 'serving'}\n"
     )
     stamp.write_text("\n".join(requirements))
     return folder / "bin"

@@ -1,0 +1,1 @@
+"""The lab's commands (`python -m lab COMMAND`): one module per command, named after it."""

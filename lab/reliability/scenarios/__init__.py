@@ -1,0 +1,1 @@
+"""The fault scenarios, one folder each: `scenario.py` and the fixtures it alone uses."""

@@ -1,0 +1,1 @@
+"""The backend crash fault scenario (`scenario.py`)."""

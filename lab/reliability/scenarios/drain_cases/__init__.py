@@ -1,0 +1,1 @@
+"""The drain cases fault scenario (`scenario.py`)."""

@@ -1,0 +1,1 @@
+"""The hostile input fault scenario (`scenario.py`)."""

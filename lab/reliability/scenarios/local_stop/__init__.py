@@ -1,0 +1,1 @@
+"""The local stop fault scenario (`scenario.py`)."""

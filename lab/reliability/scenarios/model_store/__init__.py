@@ -1,0 +1,1 @@
+"""The model store fault scenario (`scenario.py`)."""

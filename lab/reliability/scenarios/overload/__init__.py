@@ -1,0 +1,1 @@
+"""The overload fault scenario (`scenario.py`)."""

@@ -1,0 +1,1 @@
+"""The restart at once fault scenario (`scenario.py`)."""

@@ -1,0 +1,1 @@
+"""The rolling restart fault scenario (`scenario.py`)."""

@@ -1,0 +1,1 @@
+"""The sigterm in flight fault scenario (`scenario.py`)."""

@@ -1,1 +1,0 @@
-"""Fault and overload scenarios against real local Triton servers, shared by tests and CLI."""
