@@ -241,7 +241,10 @@ def run_command(args: argparse.Namespace) -> int:
     report = run_suite(options)
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
-        print(f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text})")
+        print(
+            f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text}): "
+            f"{ratio.verdict_text.replace('**', '')}"
+        )
     return 0
 
 

@@ -220,8 +220,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
     rows = []
     for r in ratios:
-        met = {True: "yes", False: "**no**", None: "-"}[r.met]
-        rows.append([r.title, r.value_text, r.target_text, met])
+        rows.append([r.title, r.value_text, r.target_text, r.verdict_text])
     return rows
 
 
@@ -329,7 +328,7 @@ def render_markdown(
         "",
         "## Targets",
         "",
-        _table(["ratio", "measured", "target", "met"], _ratio_rows(ratios)),
+        _table(["ratio", "measured", "target", "verdict"], _ratio_rows(ratios)),
         "",
         *_ceiling_lines(microservice, inprocess),
         *serving_path_report.markdown(serving),
