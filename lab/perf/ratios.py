@@ -219,7 +219,9 @@ def throughput_ratio(triton: Sequence[Measurement], rows: Sequence[InProcessRow]
         if best_triton is None or best_floor is None or best_floor.result.throughput_per_s <= 0
         else best_triton.throughput_per_s / best_floor.result.throughput_per_s
     )
-    inconclusive = floor_not_rising(rows)
+    # The same floor measured twice (batch 1, before and after Triton's c1) and disagreeing
+    # says the machine moved under the run: its best batch is no steadier.
+    inconclusive = floor_not_rising(rows) or floor_disagreement(rows)
     if inconclusive is None and value is not None and value > 1:
         assert best_triton is not None and best_floor is not None
         inconclusive = (

@@ -308,6 +308,8 @@ def _run_info_lines(info: dict[str, Any]) -> list[str]:
         if key in info:
             value = info[key]
             lines.append(f"- {label}: `{value}`" if key == "command" else f"- {label}: {value}")
+    # Each baseline as it ran: a comparison is only as fair as its baselines' settings.
+    lines += [f"- Baseline, {settings}" for settings in info.get("baselines", [])]
     return lines
 
 

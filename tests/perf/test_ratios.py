@@ -117,6 +117,13 @@ def test_a_floor_that_does_not_rise_with_batch_size_is_a_floor_failure() -> None
     assert throughput_ratio([level(16, 230, 40, 90)], rows).verdict == MET
 
 
+def test_a_throughput_floor_whose_batch_1_runs_disagree_is_inconclusive() -> None:
+    rows = [batch1("batch1-before", 8.0), batch1("batch1-after", 15.0), batch(1, 100)]
+    rows += [batch(8, 240)]
+    ratio = throughput_ratio([level(16, 230, 40, 90)], rows)
+    assert ratio.verdict == INCONCLUSIVE and "disagree by" in (ratio.reason or "")
+
+
 def test_a_ratio_for_reading_has_no_verdict_and_the_spread_is_shown() -> None:
     reading = Ratio("k", "t", 2.0, None, True, "e")
     assert reading.verdict is None and reading.verdict_text == "-"
