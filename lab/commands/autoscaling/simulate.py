@@ -207,7 +207,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seeds",
         type=lambda text: tuple(int(part) for part in text.split(",") if part.strip()),
-        default=sim.DEFAULT_SEEDS,
+        # A string: argparse converts it with `type`, and the help shows it as it is typed.
+        default=",".join(str(seed) for seed in sim.DEFAULT_SEEDS),
         metavar="N,N,...",
         help="random seeds of the arrivals: every trace runs once per seed, the table gives "
         "medians with their range (default: %(default)s)",
