@@ -118,6 +118,13 @@ def register(subparsers: Any) -> None:
         help="perf_analyzer measurement window per trial, in ms",
     )
     run.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs of every perf_analyzer level (default 3); the targets are graded on their "
+        "medians and the range is shown",
+    )
+    run.add_argument(
         "--concurrency",
         type=_ints,
         default=(1, 2, 4, 8, 16, 32),
@@ -211,7 +218,7 @@ def _prepare_local_servers(model_repository: Path) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from lab.perf.suite import SuiteOptions, run_suite, smoke
+    from lab.perf.suite import REPEATS, SuiteOptions, run_suite, smoke
 
     options = SuiteOptions(
         out_dir=args.out.resolve(),
@@ -224,6 +231,7 @@ def run_command(args: argparse.Namespace) -> int:
         microservice_concurrency=args.microservice_concurrency,
         offered_fractions=args.offered_fractions,
         measurement_interval_ms=args.duration_ms,
+        repeats=max(1, args.repeats or REPEATS),
         baselines=not args.no_baselines and _is_local(args.url),
         serving_path=args.serving_path,
         command=shlex.join(["python", "-m", "lab", *sys.argv[1:]]),

@@ -83,19 +83,26 @@ class Ratio:
     def value_text(self) -> str:
         if self.value is None:
             return "not measured" if self.inconclusive is None else "none"
-        text = self._number(self.value)
-        if self.spread is not None:
-            low, high = self.spread
-            text += f" ({self._number(low)} to {self._number(high)})"
-        return text
+        if self.spread is None:
+            return self._number(self.value)
+        low, high = (self._number(v, suffix=self.unit == "x") for v in self.spread)
+        if self.unit == "x":
+            return f"{self._number(self.value)} ({low} to {high})"
+        return f"{self._number(self.value, suffix=False)} ({low} to {high}){self._unit_suffix}"
 
-    def _number(self, value: float) -> str:
+    def _number(self, value: float, *, suffix: bool = True) -> str:
         digits = 2 if self.unit in ("x", "ms") else 0
-        return f"{value:.{digits}f}{self._unit_suffix}"
+        return f"{value:.{digits}f}{self._unit_suffix if suffix else ''}"
 
     @property
     def _unit_suffix(self) -> str:
         return "x" if self.unit == "x" else f" {self.unit}"
+
+
+def _scaled_range(measurement: Measurement, factor: float) -> tuple[float, float] | None:
+    """The range of a median measurement's runs, times `factor` (None: measured once)."""
+    runs = measurement.throughput_range
+    return None if runs is None else (runs[0] * factor, runs[1] * factor)
 
 
 def concurrency_sweep(measurements: Sequence[Measurement]) -> list[Measurement]:
@@ -229,8 +236,12 @@ def throughput_ratio(triton: Sequence[Measurement], rows: Sequence[InProcessRow]
             f"in-process floor's {best_floor.result.throughput_per_s:.0f} (batch "
             f"{best_floor.result.batch_size}): the floor is not the hardware's capacity"
         )
+    spread = None
+    if best_triton is not None and best_floor is not None and value is not None:
+        spread = _scaled_range(best_triton, 1 / best_floor.result.throughput_per_s)
     return Ratio(
         inconclusive=inconclusive,
+        spread=spread,
         key="throughput_saturation",
         title="throughput at saturation, Triton ensemble / in-process at its best batch size",
         value=value,
@@ -257,9 +268,15 @@ def best_within_p99(
 
 def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Measurement]) -> Ratio:
     ours, theirs = best_within_p99(triton), best_within_p99(microservice)
-    value, inconclusive = None, None
+    value, inconclusive, spread = None, None, None
     if theirs is not None and theirs.throughput_per_s > 0:
         value = 0.0 if ours is None else ours.throughput_per_s / theirs.throughput_per_s
+        if ours is not None:
+            # The extremes the runs allow: our slowest over their fastest, and the reverse.
+            ours_low, ours_high = ours.throughput_range or (ours.throughput_per_s,) * 2
+            theirs_low, theirs_high = theirs.throughput_range or (theirs.throughput_per_s,) * 2
+            if (ours.throughput_range or theirs.throughput_range) and theirs_low > 0:
+                spread = (ours_low / theirs_high, ours_high / theirs_low)
     elif not microservice:
         inconclusive = "no comparison: the microservice was not measured"
     else:
@@ -270,6 +287,7 @@ def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Mea
         )
     return Ratio(
         inconclusive=inconclusive,
+        spread=spread,
         key="microservice",
         title=(
             f"highest throughput with p99 ≤ {P99_LIMIT_US / 1000:g} ms, Triton / the FastAPI "

@@ -46,9 +46,11 @@ from lab.perf.results import (
     RAW,
     TRITON,
     InProcessRow,
+    medians_of_runs,
     write_inprocess,
     write_run_info,
 )
+from lab.perf.serving_path import REPEATS
 
 LOG = logging.getLogger(__name__)
 # The floor is the better of ONNX Runtime's default (a pool of one thread per core, which spins
@@ -79,6 +81,8 @@ class SuiteOptions:
     measurement_request_count: int | None = None
     stability_percentage: float = 30.0
     max_trials: int = 6
+    # Runs of every perf_analyzer level: the medians grade the targets, their range is shown.
+    repeats: int = REPEATS
     inprocess_seconds: float = 6.0
     floor_batch_sizes: tuple[int, ...] = FLOOR_BATCH_SIZES
     baselines: bool = True
@@ -191,12 +195,17 @@ class Suite:
         )
         return replace(base, **changes)
 
-    def _measure(
-        self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel
+    def _measure(self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel) -> None:
+        """The level `repeats` times in a row; the report takes their medians (results.py)."""
+        for run in range(1, self.options.repeats + 1):
+            self._measure_run(settings, system, level, run)
+
+    def _measure_run(
+        self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel, run: int
     ) -> Measurement | None:
         assert self.progress is not None
-        name = f"{system}-{level.slug}"
-        with self.progress.step(f"{system} {level.label}"):
+        name = f"{system}-{level.slug}-run{run}"
+        with self.progress.step(f"{system} {level.label} run {run}"):
             try:
                 measurement = run_level(settings, level, self.raw, name)
                 self.measurements.append((system, measurement))
@@ -214,12 +223,15 @@ class Suite:
                 measurement = run_level(relaxed, level, self.raw, name)
             except PerfAnalyzerError as error:
                 LOG.warning("%s", error)
-                self.errors.append(f"{system} at {level.label}: no measurement, see raw/{name}.log")
+                self.errors.append(
+                    f"{system} at {level.label}, run {run}: no measurement, see raw/{name}.log"
+                )
                 return None
             self.measurements.append((system, measurement))
             self.errors.append(
-                f"{system} at {level.label}: unstable at {settings.stability_percentage:g}%, "
-                "measured again with twice the window and the stability check relaxed"
+                f"{system} at {level.label}, run {run}: unstable at "
+                f"{settings.stability_percentage:g}%, measured again with twice the window and "
+                "the stability check relaxed"
             )
             return measurement
 
@@ -278,6 +290,7 @@ class Suite:
             measurement_request_count=o.measurement_request_count,
             stability_percentage=o.stability_percentage,
             max_trials=o.max_trials,
+            repeats=o.repeats,
         )
 
     def runs_serving_path(self) -> bool:
@@ -288,14 +301,17 @@ class Suite:
         serving = 0
         if self.runs_serving_path():
             sp = self.serving_path_options()
-            serving = sum(len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request)
+            serving = sp.repeats * sum(
+                len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request
+            )
         if o.serving_path == "only":
             return serving
-        steps = serving + len(o.concurrency)
+        steps = serving + len(o.concurrency) * o.repeats
         if o.baselines:
             offered = len(o.offered_fractions) * len(o.distributions)
             ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
-            steps += 2 + ms_levels + len(o.floor_batch_sizes) + offered * 3
+            measured = (ms_levels + offered * 2) * o.repeats
+            steps += 2 + len(o.floor_batch_sizes) + measured + offered
         return steps
 
     def run(self) -> Report:
@@ -425,7 +441,8 @@ class Suite:
                 self._inprocess(f"offered-{distribution}", self._open(rate, distribution))
 
     def measured(self, system: str) -> list[Measurement]:
-        return [m for s, m in self.measurements if s == system]
+        """The system's levels so far, each the median of its runs."""
+        return medians_of_runs([m for s, m in self.measurements if s == system])
 
     @contextlib.contextmanager
     def _microservice(self) -> Iterator[PerfAnalyzerSettings | None]:
@@ -474,7 +491,9 @@ class Suite:
             "protocol": o.protocol,
             "perf_analyzer": (
                 f"measurement window {o.measurement_interval_ms} ms, stability "
-                f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level"
+                f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level, "
+                f"{o.repeats} run{'s' if o.repeats != 1 else ''} of each level (the targets "
+                "graded on the medians, the runs' range beside)"
             ),
             "dataset": (
                 f"{len(self.texts)} texts, "
@@ -515,6 +534,7 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
         floor_batch_sizes=(1, 8),
         dataset_size=64,
         serving_path_concurrency={1: (2,), 64: (1,)},
+        repeats=2,
     )
 
 

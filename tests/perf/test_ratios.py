@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from inference_tools.perf.perf_analyzer import LoadLevel, Measurement
 from lab.perf.inprocess import InProcessResult
 from lab.perf.ratios import (
@@ -129,5 +132,17 @@ def test_a_ratio_for_reading_has_no_verdict_and_the_spread_is_shown() -> None:
     assert reading.verdict is None and reading.verdict_text == "-"
     graded = Ratio("k", "t", 2.0, 1.5, True, "e", spread=(1.8, 2.4))
     assert graded.verdict == MET and graded.value_text == "2.00x (1.80x to 2.40x)"
+    per_core = Ratio("k", "t", 1200.0, 1000, True, "e", unit="texts/s", spread=(1100, 1300))
+    assert per_core.value_text == "1200 (1100 to 1300) texts/s"
     unmeasured = Ratio("k", "t", None, 1.5, True, "e")
     assert unmeasured.verdict == INCONCLUSIVE and unmeasured.reason == "not measured"
+
+
+def test_the_spread_of_repeated_runs_comes_with_the_ratio() -> None:
+    triton = [replace(level(16, 300, 40, 90), run_throughputs_per_s=(270.0, 300.0, 330.0))]
+    microservice = [replace(level(4, 100, 30, 80), run_throughputs_per_s=(90.0, 100.0, 110.0))]
+    ratio = microservice_ratio(triton, microservice)
+    assert ratio.value == 3.0 and ratio.spread == pytest.approx((270 / 110, 330 / 90))
+    throughput = throughput_ratio(triton, [batch(1, 100), batch(8, 400)])
+    assert throughput.spread == pytest.approx((270 / 400, 330 / 400))
+    assert throughput.value_text == "0.75x (0.68x to 0.83x)"

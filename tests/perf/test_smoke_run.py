@@ -87,7 +87,12 @@ def test_serving_path_mode_reports_texts_per_core_for_each_protocol_and_size(
         f"serving_path_{protocol}_{texts}" for protocol in ("http", "grpc") for texts in (1, 64)
     }
     for ratio in by_key.values():
-        assert ratio.value is not None and ratio.value > 0, ratio
+        assert ratio.verdict_text in text
+        if ratio.value is None:
+            # A smoke run on a busy machine may keep p99 ≤ 100 ms at no level: inconclusive.
+            assert "no level kept p99" in (ratio.reason or ""), ratio
+            continue
+        assert ratio.value > 0 and ratio.spread is not None, ratio  # two runs per level
         assert ratio.value_text in text
     # Targets are graded over gRPC; HTTP is reported for reading.
     assert by_key["serving_path_grpc_64"].target == 4000
