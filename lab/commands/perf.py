@@ -247,13 +247,18 @@ def run_command(args: argparse.Namespace) -> int:
         options = smoke(options)
     _prepare_local_servers(args.model_repository)
     report = run_suite(options)
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: Any) -> None:
+    """Where the report is, and each target's value (with its runs' range) and verdict."""
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
         print(
             f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text}): "
             f"{ratio.verdict_text.replace('**', '')}"
         )
-    return 0
 
 
 def tune_command(args: argparse.Namespace) -> int:
@@ -293,6 +298,5 @@ def tune_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from lab.perf.report import write_report
 
-    report = write_report(args.results)
-    print(f"report: {report.markdown}")
+    _print_report(write_report(args.results))
     return 0
