@@ -212,9 +212,9 @@ class LocalTritonServer(ManagedService):
         guard_log = self.log_path.with_name(f"http-guard-{self.http_port}.log")
         with guard_log.open("wb") as log_file:
             # A session of its own like Triton's: Ctrl-C must not stop it before the drain,
-            # which unloads the models through it.
+            # which unloads the models through it. Like Triton, it ends if we are killed.
             self.guard_process = subprocess.Popen(
-                self.guard_command(),
+                dies_with_this_process(self.guard_command()),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from inference_tools.local_server import free_ports
-from lab.reliability.processes import command_line
+from lab.reliability.processes import children, command_line
 from lab.reliability.scenarios.local_stop import scenario as local_stop
 
 pytestmark = pytest.mark.server
@@ -102,7 +102,9 @@ def test_killed_serve_leaves_no_tritonserver_or_stub(
         # outright would leave in /dev/shm.
         regions = [SHARED_MEMORY / command_line(stub)[2] for stub in stubs]
         assert all(region.exists() for region in regions), regions
+        # The HTTP guard in front of Triton's port, in a session of its own as well.
+        guards = [pid for pid in children(serve.pid) if "pod_hooks.http_guard" in command_line(pid)]
         serve.send_signal(signal.SIGKILL)
         serve.wait()
-        assert _gone([server_pid, *stubs], GONE_WITHIN_S) == []
+        assert _gone([server_pid, *stubs, *guards], GONE_WITHIN_S) == []
         assert [region for region in regions if region.exists()] == []
