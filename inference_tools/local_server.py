@@ -16,7 +16,7 @@ from pathlib import Path
 from pod_hooks.drain import DrainResult, drain_server, process_tree_cpu_seconds
 
 from inference_tools.paths import work_dir as default_work_dir
-from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.subprocesses import ManagedService, dies_with_this_process, stop_process
 from inference_tools.triton_runtime import TritonRuntime, prepare_runtime
 
 LOG = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class LocalTritonServer(ManagedService):
     """A tritonserver process serving a model repository on loopback ports.
 
     Ports given as 0 are picked free. Use as a context manager, or call `start()` and `stop()`.
+    The server ends when the thread that started it ends (killed outright included): start it
+    from the main thread, or from one that outlives it.
     """
 
     def __init__(
@@ -180,7 +182,9 @@ class LocalTritonServer(ManagedService):
         LOG.info("starting %s", " ".join(command))
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(
-                command,
+                # SIGTERM if we die: a graceful stop, which also ends the Python-backend stubs
+                # (they exit when tritonserver has gone) and frees their shared memory.
+                dies_with_this_process(command),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env={**runtime.env, **self.extra_env},
@@ -208,9 +212,9 @@ class LocalTritonServer(ManagedService):
         guard_log = self.log_path.with_name(f"http-guard-{self.http_port}.log")
         with guard_log.open("wb") as log_file:
             # A session of its own like Triton's: Ctrl-C must not stop it before the drain,
-            # which unloads the models through it.
+            # which unloads the models through it. Like Triton, it ends if we are killed.
             self.guard_process = subprocess.Popen(
-                self.guard_command(),
+                dies_with_this_process(self.guard_command()),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -7,14 +7,48 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 LOG = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Run in a fresh interpreter between fork and the server's exec: a preexec_fn would run Python in
+# a forked copy of a threaded process (gRPC and ONNX Runtime threads), where a lock another thread
+# held stays locked. The death signal survives exec; a parent that died before prctl is checked.
+_DIE_WITH_PARENT = f"""\
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, int(sys.argv[1]), 0, 0, 0):
+    sys.exit(f"prctl(PR_SET_PDEATHSIG): {{os.strerror(ctypes.get_errno())}}")
+if os.getppid() != int(sys.argv[2]):
+    sys.exit("the process that started this one has already exited")
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
+
+
+def dies_with_this_process(command: Sequence[str], death_signal: int = signal.SIGTERM) -> list[str]:
+    """`command`, started so that it gets `death_signal` when the thread that starts it ends.
+
+    A server started in a session of its own (so that a terminal's Ctrl-C reaches only us) is
+    otherwise left running, ports and memory held, when we are killed outright (SIGKILL after a
+    timeout, the OOM killer): Linux's parent-death signal ties it to us. Linux sends it when the
+    starting *thread* exits: start such servers from a thread that outlives them (the main
+    thread). The exec keeps the pid, so `Popen.pid` is the server's own.
+    """
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        _DIE_WITH_PARENT,
+        str(int(death_signal)),
+        str(os.getpid()),
+        *command,
+    ]
 
 
 def wait_until_ready(
@@ -71,7 +105,7 @@ def stop_process(
     except subprocess.TimeoutExpired:
         LOG.warning(
             "%s did not exit %ss after %s; killing it",
-            process.args if isinstance(process.args, str) else process.args[0],
+            _program(process),
             timeout_s,
             signal.Signals(stop_signal).name,
         )
@@ -80,6 +114,13 @@ def stop_process(
         else:
             process.kill()
         return process.wait()
+
+
+def _program(process: subprocess.Popen[Any]) -> str:
+    args = [process.args] if isinstance(process.args, str | bytes) else list(process.args)
+    if _DIE_WITH_PARENT in args:  # the server's own command follows the wrapper's arguments
+        args = args[args.index(_DIE_WITH_PARENT) + 3 :]
+    return str(args[0])
 
 
 class ManagedService:

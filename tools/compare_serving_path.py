@@ -128,6 +128,7 @@ def main() -> int:
                     measurement_interval_ms=args.duration_ms,
                     stability_percentage=1000.0,
                     max_trials=3,
+                    repeats=1,  # the rounds, alternating the systems, are the repeats here
                 )
                 for point in serving_path.measure(options, urls):
                     key = (name, point.protocol, point.texts_per_request, point.concurrency)

@@ -76,7 +76,31 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def stop_on_signals(stop_requested: threading.Event, serving: threading.Event) -> None:
+    """Ctrl-C (SIGINT) and SIGTERM set `stop_requested`, whatever this process inherited.
+
+    A shell without job control (a CI script's `make test &`, `nohup ... &`) starts background
+    commands with SIGINT ignored, as POSIX asks, and exec keeps an ignored signal ignored and a
+    blocked one blocked. Python installs its KeyboardInterrupt handler only where SIGINT was not
+    ignored: started under such a shell, `serve` never noticed Ctrl-C. Until `serving` is set,
+    the first signal also raises KeyboardInterrupt, which ends the build or the wait for the
+    models (LocalTritonServer.start stops what it had started).
+    """
+
+    def request_stop(signum: int, frame: object) -> None:
+        first = not stop_requested.is_set()
+        stop_requested.set()
+        if first and not serving.is_set():
+            raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def run(args: argparse.Namespace) -> int:
+    stop_requested, serving = threading.Event(), threading.Event()
+    stop_on_signals(stop_requested, serving)
     warning = exposure_warning(args.address, args.triton_args)
     if warning:
         print(warning, file=sys.stderr, flush=True)
@@ -92,13 +116,12 @@ def run(args: argparse.Namespace) -> int:
         extra_args=args.triton_args,
         admin_key=os.environ.get(ADMIN_KEY_ENV) or None,
     )
-    stop_requested = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop_requested.set())
     try:
         server.start(timeout_s=args.startup_timeout)
+        serving.set()
     except KeyboardInterrupt:
-        # Ctrl-C while the models load: stop what has started, the same way as later.
-        stop_requested.set()
+        # A stop signal while the models load (or just after): stop the same way as later.
+        serving.set()
     if not stop_requested.is_set():
         print(
             f"Triton is serving {args.model_repository}\n"
@@ -109,16 +132,13 @@ def run(args: argparse.Namespace) -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
-    try:
-        while not stop_requested.wait(timeout=1.0):
-            if server.process is not None and server.process.poll() is not None:
-                print(
-                    f"tritonserver exited with status {server.process.returncode}; "
-                    f"see {server.log_path}"
-                )
-                return 1
-    except KeyboardInterrupt:
-        pass
+    while not stop_requested.wait(timeout=1.0):
+        if server.process is not None and server.process.poll() is not None:
+            print(
+                f"tritonserver exited with status {server.process.returncode}; "
+                f"see {server.log_path}"
+            )
+            return 1
     print("stopping Triton (finishing requests in flight first)...", flush=True)
     status = server.stop(drain=True)
     print(f"Triton stopped (exit status {status}).")

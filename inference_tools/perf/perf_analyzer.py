@@ -147,9 +147,17 @@ class Measurement:
     composing: Mapping[str, ServerBreakdown] = field(default_factory=dict)
     composing_throughput_per_s: Mapping[str, float] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Where this is the median of repeated runs (results.median_of_runs): each run's throughput.
+    run_throughputs_per_s: tuple[float, ...] = ()
 
     def p(self, percentile: int) -> float:
         return self.latency_us[percentile]
+
+    @property
+    def throughput_range(self) -> tuple[float, float] | None:
+        """The lowest and highest throughput of the runs this median stands for."""
+        runs = self.run_throughputs_per_s
+        return (min(runs), max(runs)) if len(runs) > 1 else None
 
 
 def _number(row: Mapping[str, str], column: str) -> float | None:

@@ -118,6 +118,13 @@ def register(subparsers: Any) -> None:
         help="perf_analyzer measurement window per trial, in ms",
     )
     run.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs of every perf_analyzer level (default 3); the targets are graded on their "
+        "medians and the range is shown",
+    )
+    run.add_argument(
         "--concurrency",
         type=_ints,
         default=(1, 2, 4, 8, 16, 32),
@@ -211,7 +218,7 @@ def _prepare_local_servers(model_repository: Path) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from lab.perf.suite import SuiteOptions, run_suite, smoke
+    from lab.perf.suite import REPEATS, SuiteOptions, run_suite, smoke
 
     options = SuiteOptions(
         out_dir=args.out.resolve(),
@@ -224,6 +231,7 @@ def run_command(args: argparse.Namespace) -> int:
         microservice_concurrency=args.microservice_concurrency,
         offered_fractions=args.offered_fractions,
         measurement_interval_ms=args.duration_ms,
+        repeats=max(1, args.repeats or REPEATS),
         baselines=not args.no_baselines and _is_local(args.url),
         serving_path=args.serving_path,
         command=shlex.join(["python", "-m", "lab", *sys.argv[1:]]),
@@ -239,10 +247,18 @@ def run_command(args: argparse.Namespace) -> int:
         options = smoke(options)
     _prepare_local_servers(args.model_repository)
     report = run_suite(options)
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: Any) -> None:
+    """Where the report is, and each target's value (with its runs' range) and verdict."""
     print(f"report: {report.markdown}")
     for ratio in report.ratios:
-        print(f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text})")
-    return 0
+        print(
+            f"  {ratio.title}: {ratio.value_text} (target {ratio.target_text}): "
+            f"{ratio.verdict_text.replace('**', '')}"
+        )
 
 
 def tune_command(args: argparse.Namespace) -> int:
@@ -282,6 +298,5 @@ def tune_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from lab.perf.report import write_report
 
-    report = write_report(args.results)
-    print(f"report: {report.markdown}")
+    _print_report(write_report(args.results))
     return 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from inference_tools.model_config import config_as_dict, read_model_config
+from inference_tools.onnx_model import session_options
 
 from python_backend.contract import ENCODER, INPUT_IDS, SENTENCE_EMBEDDING, TOKENIZER
 from python_backend.tokenization import TextTokenizer
@@ -35,15 +37,49 @@ def load_tokenizer(model_repository: Path) -> TextTokenizer:
     return model.tokenizer
 
 
-class EmbeddingPipeline:
-    """texts -> unit-length sentence embeddings, in the calling thread."""
+def encoder_config(model_repository: Path) -> dict[str, Any]:
+    return config_as_dict(read_model_config(model_repository / ENCODER / "config.pbtxt"))
 
-    def __init__(self, model_repository: Path, intra_op_threads: int = 0) -> None:
+
+def encoder_instances(model_repository: Path) -> int:
+    """How many instances of the encoder Triton runs (its instance_group counts, at least 1)."""
+    groups = encoder_config(model_repository).get("instance_group", [])
+    return max(1, sum(int(group.get("count", 1)) for group in groups))
+
+
+def served_settings_text(model_repository: Path) -> str:
+    """The served encoder's ONNX Runtime settings, in words, for the report."""
+    threads = served_session_options(model_repository).intra_op_num_threads
+    return (
+        f"{threads or 'default'} intra-op thread{'s' if threads != 1 else ''} per session, "
+        "spinning off, all graph optimisations"
+    )
+
+
+def served_session_options(model_repository: Path) -> ort.SessionOptions:
+    """The ONNX Runtime session options the served encoder gets from its config (threads,
+    spinning off), built by the same function as the serving backend's."""
+    return session_options(encoder_config(model_repository))
+
+
+class EmbeddingPipeline:
+    """texts -> unit-length sentence embeddings, in the calling thread (thread-safe: ONNX
+    Runtime's `run` may be called from several threads at once)."""
+
+    def __init__(
+        self,
+        model_repository: Path,
+        intra_op_threads: int = 0,
+        *,
+        options: ort.SessionOptions | None = None,
+    ) -> None:
+        """`options`: the session options outright (`served_session_options`); otherwise
+        ONNX Runtime's defaults with `intra_op_threads` (0 lets it use every physical core)."""
         self.tokenizer = load_tokenizer(model_repository)
-        options = ort.SessionOptions()
-        # 0 lets ONNX Runtime use every physical core: the best a single caller can get.
-        options.intra_op_num_threads = intra_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if options is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = intra_op_threads
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
             str(model_repository / ENCODER / "1" / "model.onnx"),
             sess_options=options,

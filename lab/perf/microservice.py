@@ -2,8 +2,11 @@
 
 It speaks the OpenAI embeddings API (`POST /v1/embeddings`), the shape most embedding services
 copy, which also lets perf_analyzer drive it (`--service-kind openai`) with the same load
-generator and the same data set as Triton. It handles one request at a time: the endpoint is a
-coroutine that runs the model on the event loop, the way such services are usually written.
+generator and the same data set as Triton. It is the service a competent user writes, with the
+settings we gave ourselves: the ONNX Runtime session options of the served encoder (its intra-op
+threads, spinning off), and a plain `def` endpoint, which FastAPI runs on its threadpool,
+limited to as many model calls at once as Triton runs encoder instances: the same CPU budget.
+(An `async def` endpoint would run the model on the event loop, one request at a time.)
 
 Run it as its own process (as a real service would be):
     python -m lab.perf.microservice --port 8080
@@ -17,16 +20,23 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
 from inference_tools.paths import MODEL_REPOSITORY
 from inference_tools.subprocesses import ManagedService, stop_process
 from pydantic import BaseModel
 
-from lab.perf.inprocess_baseline import EmbeddingPipeline
+from lab.perf.inprocess_baseline import (
+    EmbeddingPipeline,
+    encoder_instances,
+    served_session_options,
+    served_settings_text,
+)
 
 ENDPOINT = "v1/embeddings"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -49,15 +59,24 @@ class EmbeddingResponse(BaseModel):
     data: list[EmbeddingItem]
 
 
-def create_app(pipeline: EmbeddingPipeline) -> FastAPI:
-    app = FastAPI(title="text embeddings (baseline)")
+def create_app(pipeline: EmbeddingPipeline, workers: int) -> FastAPI:
+    """`workers`: how many requests run the model at once (FastAPI's threadpool size)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints run on anyio's default thread limiter (40 threads): bound it to the
+        # CPU budget, as Triton's encoder instances bound the server's model calls.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workers
+        yield
+
+    app = FastAPI(title="text embeddings (baseline)", lifespan=lifespan)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post(f"/{ENDPOINT}")
-    async def embeddings(request: EmbeddingRequest) -> EmbeddingResponse:
+    def embeddings(request: EmbeddingRequest) -> EmbeddingResponse:
         texts = [request.input] if isinstance(request.input, str) else request.input
         if not texts:
             raise HTTPException(status_code=400, detail="input is empty")
@@ -73,11 +92,23 @@ def create_app(pipeline: EmbeddingPipeline) -> FastAPI:
 class MicroserviceProcess(ManagedService):
     """The app under uvicorn in a child process on a loopback port; a context manager."""
 
-    def __init__(self, model_repository: Path, log_path: Path, port: int = 0) -> None:
+    def __init__(
+        self, model_repository: Path, log_path: Path, port: int = 0, workers: int | None = None
+    ) -> None:
         self.model_repository = model_repository
         self.port = port or free_port()
         self.log_path = log_path
+        self.workers = workers or encoder_instances(model_repository)
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def settings_text(self) -> str:
+        """How the baseline runs, for the report."""
+        return (
+            f"FastAPI under uvicorn, one process, a sync endpoint on a threadpool of "
+            f"{self.workers} (the encoder's instances in Triton); the served encoder's "
+            f"session options: {served_settings_text(self.model_repository)}"
+        )
 
     @property
     def url(self) -> str:
@@ -95,6 +126,8 @@ class MicroserviceProcess(ManagedService):
                     str(self.port),
                     "--model-repository",
                     str(self.model_repository),
+                    "--workers",
+                    str(self.workers),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -125,9 +158,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="model calls at once (default: the encoder's instance count in the repository)",
+    )
     args = parser.parse_args(argv)
-    app = create_app(EmbeddingPipeline(args.model_repository))
-    # One worker process, no access log: the usual way to run a small service.
+    pipeline = EmbeddingPipeline(
+        args.model_repository, options=served_session_options(args.model_repository)
+    )
+    app = create_app(pipeline, args.workers or encoder_instances(args.model_repository))
+    # One process (its threads run the model in parallel: ONNX Runtime releases the GIL while
+    # it runs), no access log: the usual way to run a small service.
     uvicorn.run(app, host=args.host, port=args.port, workers=1, access_log=False)
     return 0
 

@@ -17,25 +17,61 @@ from lab.perf.results import InProcessRow
 # Roles of the in-process rows (results.InProcessRow.role) that the targets read.
 BATCH1_ROLE_PREFIX = "batch1"  # the floor's better thread setting, before and after Triton's c1
 SERVED_THREADS_ROLE_PREFIX = "served-threads"  # the thread setting the encoder is served with
+BATCH_ROLE = "batch"  # the throughput floor's sweep over batch sizes
 # The latency a client accepts in the microservice comparison.
 P99_LIMIT_US = 100_000.0
+# A floor measured twice (before and after Triton's run) whose two runs differ by more than
+# this share of the smaller one measured the machine's mood, not the model: no verdict on it.
+FLOOR_AGREEMENT = 0.2
+# The three verdicts. A target is "met" or "not met" only on a real comparison: a baseline that
+# produced nothing, a floor that is not a floor (a negative overhead, a served throughput above
+# it, runs that disagree) leaves it "inconclusive", with the reason, never "met".
+MET, NOT_MET, INCONCLUSIVE = "met", "not met", "inconclusive"
 
 
 @dataclass(frozen=True)
 class Ratio:
     key: str
     title: str
-    value: float | None  # None: a side of it was not measured
+    value: float | None  # None: a side of it was not measured, or there is nothing to compare
     target: float | None  # None: reported for reading, no target
     higher_is_better: bool
     explanation: str
     unit: str = "x"  # "x" for a ratio, "ms" for a difference
+    inconclusive: str | None = None  # why the measurement cannot grade the target
+    # The value's range over repeated runs (lowest, highest) where the value is their median.
+    spread: tuple[float, float] | None = None
 
     @property
-    def met(self) -> bool | None:
-        if self.value is None or self.target is None:
+    def verdict(self) -> str | None:
+        """MET, NOT_MET or INCONCLUSIVE; None for a ratio reported for reading (no target)."""
+        if self.target is None:
             return None
-        return self.value >= self.target if self.higher_is_better else self.value <= self.target
+        if self.reason is not None:
+            return INCONCLUSIVE
+        assert self.value is not None
+        met = self.value >= self.target if self.higher_is_better else self.value <= self.target
+        return MET if met else NOT_MET
+
+    @property
+    def reason(self) -> str | None:
+        """Why the verdict is inconclusive (None: it is not)."""
+        if self.inconclusive is not None:
+            return self.inconclusive
+        if self.value is None:
+            return "not measured"
+        if not math.isfinite(self.value):
+            return f"the value is {self.value}: nothing was compared"
+        return None
+
+    @property
+    def verdict_text(self) -> str:
+        verdict = self.verdict
+        if verdict is None:
+            return "-"
+        if verdict == INCONCLUSIVE:
+            return f"inconclusive: {self.reason}"
+        return "met" if verdict == MET else "**not met**"
 
     @property
     def target_text(self) -> str:
@@ -46,15 +82,27 @@ class Ratio:
     @property
     def value_text(self) -> str:
         if self.value is None:
-            return "not measured"
-        if math.isinf(self.value):
-            return "∞ (the other side met it nowhere)"
+            return "not measured" if self.inconclusive is None else "none"
+        if self.spread is None:
+            return self._number(self.value)
+        low, high = (self._number(v, suffix=self.unit == "x") for v in self.spread)
+        if self.unit == "x":
+            return f"{self._number(self.value)} ({low} to {high})"
+        return f"{self._number(self.value, suffix=False)} ({low} to {high}){self._unit_suffix}"
+
+    def _number(self, value: float, *, suffix: bool = True) -> str:
         digits = 2 if self.unit in ("x", "ms") else 0
-        return f"{self.value:.{digits}f}{self._unit_suffix}"
+        return f"{value:.{digits}f}{self._unit_suffix if suffix else ''}"
 
     @property
     def _unit_suffix(self) -> str:
         return "x" if self.unit == "x" else f" {self.unit}"
+
+
+def _scaled_range(measurement: Measurement, factor: float) -> tuple[float, float] | None:
+    """The range of a median measurement's runs, times `factor` (None: measured once)."""
+    runs = measurement.throughput_range
+    return None if runs is None else (runs[0] * factor, runs[1] * factor)
 
 
 def concurrency_sweep(measurements: Sequence[Measurement]) -> list[Measurement]:
@@ -77,6 +125,47 @@ def inprocess_batch1_p50_us(
     return sum(values) / len(values) if values else None
 
 
+def floor_disagreement(
+    rows: Sequence[InProcessRow], role_prefix: str = BATCH1_ROLE_PREFIX
+) -> str | None:
+    """Why the batch-1 floor's runs (before and after Triton's c1) cannot be averaged into a
+    floor: they differ by more than FLOOR_AGREEMENT. None where they agree (or ran once)."""
+    values = [r.result.p(50) for r in rows if r.role.startswith(role_prefix)]
+    if len(values) < 2 or min(values) <= 0:
+        return None
+    spread = max(values) / min(values) - 1
+    if spread <= FLOOR_AGREEMENT:
+        return None
+    runs = " and ".join(f"{v / 1000:.2f} ms" for v in values)
+    return (
+        f"the floor's runs before and after Triton disagree by {spread:.0%} ({runs} p50; "
+        f"at most {FLOOR_AGREEMENT:.0%} allowed)"
+    )
+
+
+def floor_not_rising(rows: Sequence[InProcessRow]) -> str | None:
+    """Why the in-process batch sweep is no throughput floor: a larger batch ran slower than a
+    smaller one by more than FLOOR_AGREEMENT (batching that loses means a disturbed run, or a
+    pipeline that does not batch). None where throughput rises, within that tolerance."""
+    sweep = sorted(
+        (r.result for r in rows if r.role == BATCH_ROLE and r.result.offered_per_s is None),
+        key=lambda result: result.batch_size,
+    )
+    best_so_far = None
+    for result in sweep:
+        if best_so_far is not None and result.throughput_per_s < best_so_far.throughput_per_s * (
+            1 - FLOOR_AGREEMENT
+        ):
+            return (
+                f"floor failure: in-process batch {result.batch_size} ran at "
+                f"{result.throughput_per_s:.0f} texts/s, below batch {best_so_far.batch_size}'s "
+                f"{best_so_far.throughput_per_s:.0f}: throughput does not rise with batch size"
+            )
+        if best_so_far is None or result.throughput_per_s > best_so_far.throughput_per_s:
+            best_so_far = result
+    return None
+
+
 def inprocess_best_batch(rows: Sequence[InProcessRow]) -> InProcessRow | None:
     closed = [r for r in rows if r.result.offered_per_s is None]
     return max(closed, key=lambda r: r.result.throughput_per_s) if closed else None
@@ -91,7 +180,14 @@ def latency_overhead(triton: Sequence[Measurement], rows: Sequence[InProcessRow]
     served = _triton_c1_p50_us(triton)
     floor = inprocess_batch1_p50_us(rows, SERVED_THREADS_ROLE_PREFIX)
     value = None if served is None or floor is None else (served - floor) / 1000.0
+    inconclusive = floor_disagreement(rows, SERVED_THREADS_ROLE_PREFIX)
+    if inconclusive is None and value is not None and value < 0:
+        inconclusive = (
+            "negative overhead: Triton answered faster than the in-process floor, which is then "
+            "no floor"
+        )
     return Ratio(
+        inconclusive=inconclusive,
         key="latency_c1_overhead",
         title="p50 at concurrency 1, Triton minus in-process batch 1 with the served threads",
         value=value,
@@ -110,6 +206,7 @@ def latency_ratio(triton: Sequence[Measurement], rows: Sequence[InProcessRow]) -
     floor = inprocess_batch1_p50_us(rows)
     value = None if served is None or floor is None else served / floor
     return Ratio(
+        inconclusive=floor_disagreement(rows),
         key="latency_c1",
         title="p50 at concurrency 1, Triton / in-process batch 1 at the floor's best threads",
         value=value,
@@ -126,10 +223,25 @@ def throughput_ratio(triton: Sequence[Measurement], rows: Sequence[InProcessRow]
     best_floor = inprocess_best_batch(rows)
     value = (
         None
-        if best_triton is None or best_floor is None
+        if best_triton is None or best_floor is None or best_floor.result.throughput_per_s <= 0
         else best_triton.throughput_per_s / best_floor.result.throughput_per_s
     )
+    # The same floor measured twice (batch 1, before and after Triton's c1) and disagreeing
+    # says the machine moved under the run: its best batch is no steadier.
+    inconclusive = floor_not_rising(rows) or floor_disagreement(rows)
+    if inconclusive is None and value is not None and value > 1:
+        assert best_triton is not None and best_floor is not None
+        inconclusive = (
+            f"floor failure: Triton served {best_triton.throughput_per_s:.0f} texts/s, above the "
+            f"in-process floor's {best_floor.result.throughput_per_s:.0f} (batch "
+            f"{best_floor.result.batch_size}): the floor is not the hardware's capacity"
+        )
+    spread = None
+    if best_triton is not None and best_floor is not None and value is not None:
+        spread = _scaled_range(best_triton, 1 / best_floor.result.throughput_per_s)
     return Ratio(
+        inconclusive=inconclusive,
+        spread=spread,
         key="throughput_saturation",
         title="throughput at saturation, Triton ensemble / in-process at its best batch size",
         value=value,
@@ -156,12 +268,26 @@ def best_within_p99(
 
 def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Measurement]) -> Ratio:
     ours, theirs = best_within_p99(triton), best_within_p99(microservice)
-    value = None  # neither system met the objective at any level
+    value, inconclusive, spread = None, None, None
     if theirs is not None and theirs.throughput_per_s > 0:
         value = 0.0 if ours is None else ours.throughput_per_s / theirs.throughput_per_s
-    elif ours is not None:
-        value = math.inf  # only Triton met it: any multiple of nothing
+        if ours is not None:
+            # The extremes the runs allow: our slowest over their fastest, and the reverse.
+            ours_low, ours_high = ours.throughput_range or (ours.throughput_per_s,) * 2
+            theirs_low, theirs_high = theirs.throughput_range or (theirs.throughput_per_s,) * 2
+            if (ours.throughput_range or theirs.throughput_range) and theirs_low > 0:
+                spread = (ours_low / theirs_high, ours_high / theirs_low)
+    elif not microservice:
+        inconclusive = "no comparison: the microservice was not measured"
+    else:
+        # Any multiple of nothing is no multiple: the baseline must serve within the bound.
+        inconclusive = (
+            f"no comparison: the microservice served nothing with p99 ≤ "
+            f"{P99_LIMIT_US / 1000:g} ms at any level"
+        )
     return Ratio(
+        inconclusive=inconclusive,
+        spread=spread,
         key="microservice",
         title=(
             f"highest throughput with p99 ≤ {P99_LIMIT_US / 1000:g} ms, Triton / the FastAPI "

@@ -220,8 +220,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
     rows = []
     for r in ratios:
-        met = {True: "yes", False: "**no**", None: "-"}[r.met]
-        rows.append([r.title, r.value_text, r.target_text, met])
+        rows.append([r.title, r.value_text, r.target_text, r.verdict_text])
     return rows
 
 
@@ -309,6 +308,8 @@ def _run_info_lines(info: dict[str, Any]) -> list[str]:
         if key in info:
             value = info[key]
             lines.append(f"- {label}: `{value}`" if key == "command" else f"- {label}: {value}")
+    # Each baseline as it ran: a comparison is only as fair as its baselines' settings.
+    lines += [f"- Baseline, {settings}" for settings in info.get("baselines", [])]
     return lines
 
 
@@ -329,7 +330,7 @@ def render_markdown(
         "",
         "## Targets",
         "",
-        _table(["ratio", "measured", "target", "met"], _ratio_rows(ratios)),
+        _table(["ratio", "measured", "target", "verdict"], _ratio_rows(ratios)),
         "",
         *_ceiling_lines(microservice, inprocess),
         *serving_path_report.markdown(serving),

@@ -3,9 +3,11 @@
 The layout is the contract between the places that measure (the local suite, the Kubernetes
 Job, which runs perf_analyzer alone) and the report, which reads only files:
 
-    raw/triton-<level>.csv             perf_analyzer -f report of the ensemble at one level
-    raw/<model>_v<n>.triton-<level>.csv   the same for each composing model
-    raw/microservice-<level>.csv       the FastAPI baseline driven by perf_analyzer
+    raw/triton-<level>[-run<k>].csv    perf_analyzer -f report of the ensemble at one level
+    raw/<model>_v<n>.triton-<level>[-run<k>].csv   the same for each composing model
+    raw/microservice-<level>[-run<k>].csv          the FastAPI baseline driven by perf_analyzer
+
+A level measured several times (`-run<k>`) is read back as the median of its runs.
     raw/inprocess.csv                  the in-process floor (written by the suite)
     run.json                           what was measured, where, with which settings
 """
@@ -15,7 +17,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +40,8 @@ INPROCESS_CSV = "inprocess.csv"
 RUN_JSON = "run.json"
 
 _SLUG = re.compile(
-    r"^(?P<system>triton|microservice)-(?:concurrency-(?P<concurrency>[0-9.]+)|"
-    r"rate-(?P<distribution>constant|poisson)-(?P<rate>[0-9.]+))\.csv$"
+    r"^(?P<system>triton|microservice)-(?:concurrency-(?P<concurrency>[0-9.]+?)|"
+    r"rate-(?P<distribution>constant|poisson)-(?P<rate>[0-9.]+?))(?:-run(?P<run>\d+))?\.csv$"
 )
 
 
@@ -50,8 +54,32 @@ def level_from_filename(name: str) -> tuple[str, LoadLevel] | None:
     return match["system"], LoadLevel("request_rate", float(match["rate"]), match["distribution"])
 
 
+def median_of_runs(runs: Sequence[Measurement]) -> Measurement:
+    """One level's repeated runs as one measurement: the median throughput and the median of
+    each latency percentile; the server breakdown is the median-throughput run's."""
+    if len(runs) == 1:
+        return runs[0]
+    throughputs = sorted(m.throughput_per_s for m in runs)
+    middle = sorted(runs, key=lambda m: m.throughput_per_s)[(len(runs) - 1) // 2]
+    return replace(
+        middle,
+        throughput_per_s=statistics.median(throughputs),
+        latency_us={p: statistics.median(m.p(p) for m in runs) for p in middle.latency_us},
+        run_throughputs_per_s=tuple(throughputs),
+    )
+
+
+def medians_of_runs(measurements: Sequence[Measurement]) -> list[Measurement]:
+    """Measurements grouped by level, each group as its median, in load order."""
+    groups: dict[LoadLevel, list[Measurement]] = {}
+    for m in measurements:
+        groups.setdefault(m.level, []).append(m)
+    medians = [median_of_runs(runs) for runs in groups.values()]
+    return sorted(medians, key=lambda m: (m.level.mode, m.level.distribution, m.level.value))
+
+
 def read_measurements(results_dir: Path) -> dict[str, list[Measurement]]:
-    """Every perf_analyzer level in raw/, per system, in load order."""
+    """Every perf_analyzer level in raw/, per system, in load order (the median of its runs)."""
     found: dict[str, list[Measurement]] = {TRITON: [], MICROSERVICE: []}
     for path in sorted((results_dir / RAW).glob("*.csv")):
         parsed = level_from_filename(path.name)
@@ -59,9 +87,7 @@ def read_measurements(results_dir: Path) -> dict[str, list[Measurement]]:
             continue
         system, level = parsed
         found[system].append(parse_report(path, level))
-    for measurements in found.values():
-        measurements.sort(key=lambda m: (m.level.mode, m.level.distribution, m.level.value))
-    return found
+    return {system: medians_of_runs(measurements) for system, measurements in found.items()}
 
 
 INPROCESS_FIELDS = (

@@ -1,8 +1,8 @@
 """One benchmark run: Triton and the two baselines measured back to back, then the report.
 
 Order matters on a shared machine: the in-process batch-1 floor is measured right before and
-right after Triton's concurrency 1, the in-process batches right after Triton's sweep, and at
-each fixed offered load the three systems run one after the other.
+right after Triton's concurrency 1, the in-process batch sweep (1 to 64) right after Triton's
+sweep, and at each fixed offered load the three systems run one after the other.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from inference_tools.local_server import LocalTritonServer
-from inference_tools.model_config import config_as_dict, read_model_config
 from inference_tools.perf import dataset
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
@@ -34,26 +33,34 @@ from inference_tools.perf.targets import Target, resolve_target
 from tqdm import tqdm
 
 from lab.perf import inprocess, serving_path
-from lab.perf.inprocess_baseline import EmbeddingPipeline
+from lab.perf.inprocess_baseline import (
+    EmbeddingPipeline,
+    served_session_options,
+    served_settings_text,
+)
 from lab.perf.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
-from lab.perf.ratios import SERVED_THREADS_ROLE_PREFIX, saturation
+from lab.perf.ratios import BATCH_ROLE, SERVED_THREADS_ROLE_PREFIX, saturation
 from lab.perf.report import Report, write_report
 from lab.perf.results import (
     MICROSERVICE,
     RAW,
     TRITON,
     InProcessRow,
+    medians_of_runs,
     write_inprocess,
     write_run_info,
 )
-from python_backend.contract import ENCODER
+from lab.perf.serving_path import REPEATS
 
 LOG = logging.getLogger(__name__)
 # The floor is the better of ONNX Runtime's default (a pool of one thread per core, which spins
 # between operators) and one thread per call, measured each time: on a busy machine the spinning
 # pool can lose to a single thread, and a floor that loses to a setting a user could pick is no
-# floor. The microservice keeps the defaults, as a user's service would.
+# floor. The microservice gets the served encoder's session options (microservice.py).
 FLOOR_THREADS = (0, 1)
+# The throughput floor's batch sizes: a fixed range, whatever the Triton concurrency list, up to
+# the encoder's max_batch_size; its throughput must rise with them (ratios.floor_not_rising).
+FLOOR_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,10 @@ class SuiteOptions:
     measurement_request_count: int | None = None
     stability_percentage: float = 30.0
     max_trials: int = 6
+    # Runs of every perf_analyzer level: the medians grade the targets, their range is shown.
+    repeats: int = REPEATS
     inprocess_seconds: float = 6.0
+    floor_batch_sizes: tuple[int, ...] = FLOOR_BATCH_SIZES
     baselines: bool = True
     # The serving path alone (encoder swapped for a lookup graph, see serving_path): needs the
     # local server, so it runs only where the run starts one. "only" skips everything else.
@@ -156,8 +166,9 @@ class Suite:
         self.texts = dataset.generate_texts(options.dataset_size)
         self.plain_texts = [t.text for t in self.texts]
         self.pipelines: dict[int, EmbeddingPipeline] = {}
+        self.served_pipeline: EmbeddingPipeline | None = None
+        self.microservice_settings = ""
         self.floor_threads = FLOOR_THREADS[0]
-        self.served_threads = served_intra_op_threads(options.model_repository)
         self.progress: Progress | None = None
         self.target = resolve_target(
             options.model_repository, options.model, self.raw / "input_data.json", self.texts
@@ -184,12 +195,17 @@ class Suite:
         )
         return replace(base, **changes)
 
-    def _measure(
-        self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel
+    def _measure(self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel) -> None:
+        """The level `repeats` times in a row; the report takes their medians (results.py)."""
+        for run in range(1, self.options.repeats + 1):
+            self._measure_run(settings, system, level, run)
+
+    def _measure_run(
+        self, settings: PerfAnalyzerSettings, system: str, level: LoadLevel, run: int
     ) -> Measurement | None:
         assert self.progress is not None
-        name = f"{system}-{level.slug}"
-        with self.progress.step(f"{system} {level.label}"):
+        name = f"{system}-{level.slug}-run{run}"
+        with self.progress.step(f"{system} {level.label} run {run}"):
             try:
                 measurement = run_level(settings, level, self.raw, name)
                 self.measurements.append((system, measurement))
@@ -207,12 +223,15 @@ class Suite:
                 measurement = run_level(relaxed, level, self.raw, name)
             except PerfAnalyzerError as error:
                 LOG.warning("%s", error)
-                self.errors.append(f"{system} at {level.label}: no measurement, see raw/{name}.log")
+                self.errors.append(
+                    f"{system} at {level.label}, run {run}: no measurement, see raw/{name}.log"
+                )
                 return None
             self.measurements.append((system, measurement))
             self.errors.append(
-                f"{system} at {level.label}: unstable at {settings.stability_percentage:g}%, "
-                "measured again with twice the window and the stability check relaxed"
+                f"{system} at {level.label}, run {run}: unstable at "
+                f"{settings.stability_percentage:g}%, measured again with twice the window and "
+                "the stability check relaxed"
             )
             return measurement
 
@@ -225,7 +244,7 @@ class Suite:
         self, batch_size: int, served_role: str | None = None
     ) -> Callable[[], inprocess.InProcessResult]:
         """The better of the floor's thread settings at this batch size (see FLOOR_THREADS).
-        With `served_role`, the run at the encoder's served thread setting is also kept, as a
+        With `served_role`, a run with the encoder's served session options is also kept, as a
         row of that role: the floor the served latency is held against."""
         texts, seconds = self.plain_texts, self.options.inprocess_seconds
 
@@ -235,8 +254,10 @@ class Suite:
                 result = inprocess.closed_loop(pipeline, texts, batch_size, seconds)
                 result = replace(result, label=f"{result.label}, {_threads_text(threads)}")
                 results.append((result, threads))
-                if served_role is not None and threads == self.served_threads:
-                    self.inprocess_rows.append(InProcessRow(served_role, result))
+            if served_role is not None and self.served_pipeline is not None:
+                served = inprocess.closed_loop(self.served_pipeline, texts, batch_size, seconds)
+                served = replace(served, label=f"{served.label}, as served")
+                self.inprocess_rows.append(InProcessRow(served_role, served))
             best, threads = max(results, key=lambda pair: pair[0].throughput_per_s)
             if batch_size == 1:
                 self.floor_threads = threads
@@ -269,6 +290,7 @@ class Suite:
             measurement_request_count=o.measurement_request_count,
             stability_percentage=o.stability_percentage,
             max_trials=o.max_trials,
+            repeats=o.repeats,
         )
 
     def runs_serving_path(self) -> bool:
@@ -279,15 +301,17 @@ class Suite:
         serving = 0
         if self.runs_serving_path():
             sp = self.serving_path_options()
-            serving = sum(len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request)
+            serving = sp.repeats * sum(
+                len(sp.protocols) * len(sp.levels(n)) for n in sp.texts_per_request
+            )
         if o.serving_path == "only":
             return serving
-        steps = serving + len(o.concurrency)
+        steps = serving + len(o.concurrency) * o.repeats
         if o.baselines:
             offered = len(o.offered_fractions) * len(o.distributions)
             ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
-            batches = len([b for b in inprocess_batch_sizes(len(o.concurrency)) if b > 1])
-            steps += 2 + ms_levels + batches + offered * 3
+            measured = (ms_levels + offered * 2) * o.repeats
+            steps += 2 + len(o.floor_batch_sizes) + measured + offered
         return steps
 
     def run(self) -> Report:
@@ -310,8 +334,12 @@ class Suite:
             if o.baselines:
                 self.pipelines = {
                     threads: EmbeddingPipeline(o.model_repository, intra_op_threads=threads)
-                    for threads in dict.fromkeys((*FLOOR_THREADS, self.served_threads))
+                    for threads in FLOOR_THREADS
                 }
+                self.served_pipeline = EmbeddingPipeline(
+                    o.model_repository, options=served_session_options(o.model_repository)
+                )
+                info["baselines"] = self._baseline_settings()
             self.progress = Progress(self.total_steps())
             try:
                 before = _statistics(url, o.protocol)
@@ -360,13 +388,12 @@ class Suite:
         return write_report(o.out_dir)
 
     def _closed_loops(self, url: str, ms_settings: PerfAnalyzerSettings | None) -> None:
-        """Level by level, each system right after the other: Triton at concurrency c, the
-        microservice at c, the in-process pipeline at the level's batch size (1, 2, 4, ...),
-        so that whatever else the machine does at that moment weighs on all three."""
+        """Level by level, Triton at concurrency c and the microservice at c one right after
+        the other, so that whatever else the machine does at that moment weighs on both; then
+        the in-process floor over its fixed batch sizes."""
         o = self.options
         settings = self._settings(url)
-        sizes = inprocess_batch_sizes(len(o.concurrency)) if o.baselines else []
-        for index, concurrency in enumerate(o.concurrency):
+        for concurrency in o.concurrency:
             level = LoadLevel("concurrency", concurrency)
             if concurrency == 1 and o.baselines:
                 self._inprocess(
@@ -379,8 +406,23 @@ class Suite:
                 )
             if ms_settings is not None and concurrency in o.microservice_concurrency:
                 self._measure(ms_settings, MICROSERVICE, level)
-            if index < len(sizes) and sizes[index] > 1:
-                self._inprocess("batch", self._closed(sizes[index]))
+        if o.baselines:
+            for batch_size in o.floor_batch_sizes:
+                self._inprocess(BATCH_ROLE, self._closed(batch_size))
+
+    def _baseline_settings(self) -> list[str]:
+        """Each baseline's settings, in words, for the report."""
+        o = self.options
+        sizes = ", ".join(str(size) for size in o.floor_batch_sizes)
+        return [
+            f"microservice: {self.microservice_settings}",
+            f"in-process floor: one caller, closed loop, {o.inprocess_seconds:g} s at each batch "
+            f"size ({sizes}), each size warmed up on every padded shape first; the better of "
+            f"{' and '.join(_threads_text(t) for t in FLOOR_THREADS)} (ONNX Runtime's "
+            "spinning on); its throughput must rise with the batch size",
+            "c1 overhead floor: in-process batch 1 with the served encoder's session options "
+            f"({served_settings_text(o.model_repository)}), before and after Triton's c1",
+        ]
 
     def _offered_loads(self, triton_url: str, ms_settings: PerfAnalyzerSettings) -> None:
         """Fixed request rates that every system can carry (fractions of the microservice's
@@ -399,7 +441,8 @@ class Suite:
                 self._inprocess(f"offered-{distribution}", self._open(rate, distribution))
 
     def measured(self, system: str) -> list[Measurement]:
-        return [m for s, m in self.measurements if s == system]
+        """The system's levels so far, each the median of its runs."""
+        return medians_of_runs([m for s, m in self.measurements if s == system])
 
     @contextlib.contextmanager
     def _microservice(self) -> Iterator[PerfAnalyzerSettings | None]:
@@ -408,6 +451,7 @@ class Suite:
             yield None
             return
         with MicroserviceProcess(o.model_repository, self.raw / "microservice.log") as service:
+            self.microservice_settings = service.settings_text
             yield self._settings(
                 service.url,
                 protocol="http",
@@ -447,7 +491,9 @@ class Suite:
             "protocol": o.protocol,
             "perf_analyzer": (
                 f"measurement window {o.measurement_interval_ms} ms, stability "
-                f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level"
+                f"{o.stability_percentage:g}%, up to {o.max_trials} windows per level, "
+                f"{o.repeats} run{'s' if o.repeats != 1 else ''} of each level (the targets "
+                "graded on the medians, the runs' range beside)"
             ),
             "dataset": (
                 f"{len(self.texts)} texts, "
@@ -457,19 +503,6 @@ class Suite:
             ),
             "command": o.command or shlex.join(sys.argv),
         }
-
-
-def served_intra_op_threads(model_repository: Path) -> int:
-    """The ONNX Runtime intra-op threads `minilm` is served with (0: ONNX Runtime's default)."""
-    config = config_as_dict(read_model_config(model_repository / ENCODER / "config.pbtxt"))
-    value = config.get("parameters", {}).get("intra_op_thread_count", {}).get("string_value")
-    return int(value) if value else 0
-
-
-def inprocess_batch_sizes(levels: int, cap: int = 64) -> list[int]:
-    """1, 2, 4, ... one per concurrency level: the in-process batch that level is paired with.
-    Triton's batches fall inside this range (the report lists the sizes it formed)."""
-    return [min(cap, 2**index) for index in range(levels)]
 
 
 def _threads_text(threads: int) -> str:
@@ -498,8 +531,10 @@ def smoke(options: SuiteOptions) -> SuiteOptions:
         stability_percentage=1000.0,
         max_trials=3,
         inprocess_seconds=1.0,
+        floor_batch_sizes=(1, 8),
         dataset_size=64,
         serving_path_concurrency={1: (2,), 64: (1,)},
+        repeats=2,
     )
 
 

@@ -75,3 +75,22 @@ def test_command_line() -> None:
     command = counted.command(LoadLevel("concurrency", 4), "x.csv")
     assert "--measurement-mode=count_windows" in command
     assert not any(arg.startswith("--measurement-interval") for arg in command)
+
+
+def test_repeated_runs_of_a_level_are_read_as_their_median(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    report = (DATA / "triton-concurrency-1.csv").read_text()
+    header, row = report.splitlines()[:2]
+    column = header.split(",").index("Inferences/Second")
+    for run, throughput in ((1, "50"), (2, "80"), (3, "60")):
+        cells = row.split(",")
+        cells[column] = throughput
+        (raw / f"triton-concurrency-1-run{run}.csv").write_text(f"{header}\n{','.join(cells)}\n")
+    (level,) = read_measurements(tmp_path)["triton"]
+    assert level.throughput_per_s == 60.0
+    assert level.throughput_range == (50.0, 80.0)
+    assert level_from_filename("microservice-rate-poisson-12.5-run3.csv") == (
+        "microservice",
+        LoadLevel("request_rate", 12.5, "poisson"),
+    )

@@ -16,8 +16,11 @@ def test_manifest_probes_take_the_replica_out_and_restart_it(model_repository, l
     # Triton itself keeps saying ready: the failure is only visible to a real request.
     assert all(answer == "ready" for answer in details["triton_ready_answers"]), details
     assert result.requests_failed > 0
-    # Out of the endpoints within the readiness probe's detection time (plus one tick).
-    assert details["removed_after_s"] <= lifecycle.readiness.detection_s + 1.0, details
+    # Out of the endpoints within the readiness probe's detection time, plus what one tick of
+    # the prober may take on a loaded machine: each of its probes is bounded by its timeout.
+    readiness, liveness = lifecycle.readiness, lifecycle.liveness
+    tick_s = 2 * readiness.timeout_s + liveness.timeout_s
+    assert details["removed_after_s"] <= readiness.detection_s + tick_s, details
     # After that, nothing fails beyond the requests already inside the broken replica.
     assert details["failures_after_removal"] == 0, details["failures"]
     assert details["restarted_after_s"] is not None, details

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +84,32 @@ def server_tree(serve_pid: int) -> tuple[int, list[int]]:
     raise LookupError(f"no tritonserver under process {serve_pid}")
 
 
+def start_serve(
+    model_repository: Path,
+    ports: dict[str, int],
+    log_path: Path,
+    launcher: Sequence[str] = (),
+) -> subprocess.Popen[bytes]:
+    """`inference-tools serve` in a process group of its own, as a terminal starts it;
+    `launcher`: a command that execs the rest (to start it with what a parent hands down)."""
+    command = [
+        *launcher,
+        sys.executable,
+        "-m",
+        "inference_tools.cli",
+        "serve",
+        "--no-build",
+        f"--model-repository={model_repository}",
+        f"--http-port={ports['http']}",
+        f"--grpc-port={ports['grpc']}",
+        f"--metrics-port={ports['metrics']}",
+    ]
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def run(
     model_repository: Path,
     *,
@@ -95,21 +122,7 @@ def run(
     ports = dict(zip(("http", "grpc", "metrics"), free_ports(3), strict=True))
     log_path = work / "logs" / f"serve-{ports['http']}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "inference_tools.cli",
-        "serve",
-        "--no-build",
-        f"--model-repository={model_repository}",
-        f"--http-port={ports['http']}",
-        f"--grpc-port={ports['grpc']}",
-        f"--metrics-port={ports['metrics']}",
-    ]
-    with log_path.open("wb") as log_file:
-        serve = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    serve = start_serve(model_repository, ports, log_path)
     record = LoadRecord()
     try:
         wait_ready(serve, ports["http"], log_path)
