@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.commands.options import add_model_repository
+from inference_tools.commands.options import add_measured_model, add_model_repository
 from inference_tools.paths import KUSTOMIZE_DIR, RESULTS_DIR
 
 # The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
         default="http",
         help="the protocol --url speaks",
     )
-    measure.add_argument("--model", help="model to load (default: the repository's first ensemble)")
+    add_measured_model(measure)
     add_model_repository(measure, help="the served repository's configs: the model and its inputs")
     measure.add_argument(
         "--concurrency",
