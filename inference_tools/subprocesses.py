@@ -70,7 +70,7 @@ def wait_until_ready(
         if ready():
             return None
         if time.monotonic() >= deadline:
-            return f"not ready after {timeout_s:.0f}s"
+            return f"not ready after {timeout_s:g}s"
         time.sleep(interval_s)
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inference_tools.commands.options import add_model_repository
+from inference_tools.commands.options import add_measured_model, add_model_repository
 from inference_tools.paths import RESULTS_DIR
 from inference_tools.repository_builds import build_if_default_repository
 
@@ -97,10 +97,8 @@ def register(subparsers: Any) -> None:
         default="http",
         help="protocol perf_analyzer speaks to Triton; --url then names that protocol's port",
     )
-    run.add_argument(
-        "--model",
-        help="model to load (default: the repository's first ensemble clients call, else its "
-        "first model); texts for a one-text input, perf_analyzer's generated data otherwise",
+    add_measured_model(
+        run, "; texts for a one-text input, perf_analyzer's generated data otherwise"
     )
     run.add_argument(
         "--metrics-url",

@@ -183,6 +183,7 @@ def test_the_walk_reaches_every_command() -> None:
         "publish",
         "rollback",
         "perf",
+        "perf measure",
         "perf dataset",
         "autoscaling",
         "autoscaling calibrate",

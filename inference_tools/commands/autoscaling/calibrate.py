@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from inference_tools.autoscaling import calibrate, rendered_settings
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.commands.autoscaling.options import add_scrape_interval
-from inference_tools.commands.options import add_model_repository
+from inference_tools.commands.options import add_measured_model, add_model_repository
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.manifests.render import Render
 from inference_tools.paths import KUSTOMIZE_DIR, RESULTS_DIR
@@ -174,11 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="overlay whose recording rules give the signals' expressions and whose "
         "ServiceMonitor the local Prometheus copies",
     )
-    parser.add_argument(
-        "--model",
-        help="model to load (default: the repository's first ensemble clients call, else its "
-        "first model; see --model-repository)",
-    )
+    add_measured_model(parser, "; see --model-repository")
     add_model_repository(
         parser,
         help="the repository served locally (without --grpc-url), whose configs name the model "
