@@ -78,7 +78,11 @@ def test_probes_target_tritons_http_port_and_catch_a_dead_backend(
         startup, readiness, liveness = (
             triton[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
         )
-        assert startup["httpGet"]["port"] in ports, render.name
+        # The kubelet resolves a named probe port in the probed container's own ports only (a
+        # sidecar's name does not resolve, and the probe fails): a number, or Triton's own name.
+        own_ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+        probe_port = startup["httpGet"]["port"]
+        assert own_ports.get(probe_port, probe_port) == ports["http"], render.name
         assert startup["httpGet"]["path"] == "/v2/health/ready"
         # Readiness and liveness are canary inferences (triton-probe): Triton's own health
         # endpoints stay 200 with a dead Python-backend stub.
