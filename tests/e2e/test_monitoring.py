@@ -110,12 +110,15 @@ def test_tritons_series_arrive_in_prometheus_with_the_servicemonitors_labels(
     name, address = pod["metadata"]["name"], pod["status"]["podIP"]
     assert all(infer(address) == 200 for _ in range(REQUESTS))
     promql = f'nv_inference_count{{model="{ENSEMBLE}", pod="{name}"}} >= {REQUESTS}'
-    series = wait_for(
-        f"{promql} in Prometheus",
-        lambda: monitoring.query(prometheus, promql),
-        timeout=ARRIVAL_TIMEOUT_SECONDS,
-        interval=1.0,
-    )
+    try:
+        series = wait_for(
+            f"{promql} in Prometheus",
+            lambda: monitoring.query(prometheus, promql),
+            timeout=ARRIVAL_TIMEOUT_SECONDS,
+            interval=1.0,
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}; targets: {monitoring.targets(prometheus)}") from None
     arrived_after = time.monotonic() - started_at
     labels = series[0]["metric"]
     endpoint = monitor["spec"]["endpoints"][0]

@@ -64,6 +64,9 @@ def test_container_ports_are_named_and_match_triton_flags(all_renders: list[Rend
             assert flag(render, f"--{name}-port") == str(EXPECTED_PORTS[name]), (render.name, name)
         assert flag(render, "--http-port") == str(TRITON_HTTP_PORT), render.name
         assert flag(render, "--http-address") == "127.0.0.1", render.name
+        # Left out, Triton's metrics address follows --http-address to loopback, out of
+        # Prometheus's reach.
+        assert flag(render, "--metrics-address") == "0.0.0.0", render.name
         guard_args = http_guard(render)["args"]
         assert f"--listen=0.0.0.0:{EXPECTED_PORTS['http']}" in guard_args, render.name
         assert f"--upstream=127.0.0.1:{TRITON_HTTP_PORT}" in guard_args, render.name

@@ -274,6 +274,16 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
+def targets(url: str) -> list[dict[str, Any]]:
+    """Prometheus's active targets: their labels, health and last scrape error."""
+    with urllib.request.urlopen(f"{url}/api/v1/targets?state=active", timeout=10) as answer:
+        body = json.loads(answer.read())
+    return [
+        {k: t.get(k) for k in ("scrapeUrl", "health", "lastError", "labels")}
+        for t in body["data"]["activeTargets"]
+    ]
+
+
 def stop(layout: ClusterLayout) -> None:
     for component in (PROMETHEUS, OPERATOR):
         processes.stop(layout.pid_file(component), 10.0)
