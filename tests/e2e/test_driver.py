@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from kubecluster.build import BuildError, ensure_binaries
+from kubecluster.containers import probe_port
 from kubecluster.image_map import UnmappableContainer, serving_image_map
 from kubecluster.layout import ClusterLayout, pinned_versions
-from kubecluster.pod_spec import container_env, expand, plan_container
+from kubecluster.monitoring import POD_NAME, host_config
+from kubecluster.pod_spec import ContainerPlan, container_env, expand, plan_container
 
 SERVING_IMAGE = "ghcr.io/example/scalable-inference-server:0.1.0"
 
@@ -36,10 +38,10 @@ def pod(container: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plan(container: dict[str, Any], tmp_path: Path) -> None:
+def plan(container: dict[str, Any], tmp_path: Path) -> ContainerPlan:
     image_map = serving_image_map(tmp_path / "tritonserver" / "bin" / "tritonserver")
-    plan_container(pod(container), container, image_map, {}, lambda *_: {}, "10.244.0.9",
-                   "10.244.0.1", tmp_path)  # fmt: skip
+    return plan_container(pod(container), container, image_map, {}, lambda *_: {},
+                          "10.244.0.9", "10.244.0.1", tmp_path)  # fmt: skip
 
 
 def test_a_foreign_image_is_refused_with_the_reason(tmp_path: Path) -> None:
@@ -92,3 +94,47 @@ def test_env_comes_from_configmaps_secrets_and_the_downward_api() -> None:
     assert env["POD_IP"] == "10.244.0.9"
     assert env["ARGS"] == "--repo=/models"
     assert env["HOSTNAME"] == "p"
+
+
+def test_a_sidecar_is_planned_and_a_probe_port_resolves_in_its_own_container_only(
+    tmp_path: Path,
+) -> None:
+    guard = {
+        "name": "http-guard", "image": SERVING_IMAGE, "restartPolicy": "Always",
+        "command": ["/opt/scalable-inference-server/bin/triton-http-guard"],
+        "ports": [{"name": "http", "containerPort": 8000}],
+    }  # fmt: skip
+    triton = {**guard, "name": "triton", "ports": [{"name": "metrics", "containerPort": 8002}]}
+    del triton["restartPolicy"]
+    guard_plan, triton_plan = plan(guard, tmp_path), plan(triton, tmp_path)
+    assert guard_plan.sidecar and not triton_plan.sidecar
+    assert probe_port("http", guard_plan) == 8000
+    # The kubelet does not look into the sidecar's ports: Triton's probe on `http` fails.
+    assert probe_port("http", triton_plan) is None
+    assert probe_port("8000", triton_plan) == probe_port(8000, triton_plan) == 8000
+
+
+def test_a_poststart_hook_is_refused(tmp_path: Path) -> None:
+    container = {
+        "name": "triton", "image": SERVING_IMAGE,
+        "command": ["/opt/scalable-inference-server/bin/triton-http-guard"],
+        "lifecycle": {"postStart": {"exec": {"command": ["true"]}}},
+    }  # fmt: skip
+    with pytest.raises(UnmappableContainer, match="postStart"):
+        plan(container, tmp_path)
+
+
+def test_the_operators_configuration_gets_what_a_pod_finds_in_cluster(tmp_path: Path) -> None:
+    generated = {
+        "global": {"external_labels": {"prometheus_replica": "$(POD_NAME)"}},
+        "scrape_configs": [{"job_name": "serviceMonitor/inference/triton/0",
+                            "kubernetes_sd_configs": [{"role": "endpoints"}]}],
+    }  # fmt: skip
+    config = host_config(generated, "https://127.0.0.1:6443", tmp_path / "ca", tmp_path / "t")
+    assert config["global"]["external_labels"]["prometheus_replica"] == POD_NAME
+    discovery = config["scrape_configs"][0]["kubernetes_sd_configs"][0]
+    assert discovery["role"] == "endpoints"
+    assert discovery["api_server"] == "https://127.0.0.1:6443"
+    assert discovery["authorization"] == {"credentials_file": str(tmp_path / "t")}
+    with pytest.raises(ValueError, match="NODE_NAME"):
+        host_config({"global": {"external_labels": {"n": "$(NODE_NAME)"}}}, "", tmp_path, tmp_path)

@@ -45,6 +45,18 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def serving_pod(api: KubeApi) -> dict[str, Any] | None:
+    """A Ready pod that is not being deleted (a deleted pod stays Ready while it drains)."""
+    return next(
+        (
+            p
+            for p in triton_pods(api)
+            if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+        ),
+        None,
+    )
+
+
 def container_running(pod: dict[str, Any]) -> bool:
     statuses = pod.get("status", {}).get("containerStatuses") or []
     return any("running" in s.get("state", {}) for s in statuses)

@@ -64,6 +64,9 @@ def test_container_ports_are_named_and_match_triton_flags(all_renders: list[Rend
             assert flag(render, f"--{name}-port") == str(EXPECTED_PORTS[name]), (render.name, name)
         assert flag(render, "--http-port") == str(TRITON_HTTP_PORT), render.name
         assert flag(render, "--http-address") == "127.0.0.1", render.name
+        # Left out, Triton's metrics address follows --http-address to loopback, out of
+        # Prometheus's reach.
+        assert flag(render, "--metrics-address") == "0.0.0.0", render.name
         guard_args = http_guard(render)["args"]
         assert f"--listen=0.0.0.0:{EXPECTED_PORTS['http']}" in guard_args, render.name
         assert f"--upstream=127.0.0.1:{TRITON_HTTP_PORT}" in guard_args, render.name
@@ -78,7 +81,11 @@ def test_probes_target_tritons_http_port_and_catch_a_dead_backend(
         startup, readiness, liveness = (
             triton[kind] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
         )
-        assert startup["httpGet"]["port"] in ports, render.name
+        # The kubelet resolves a named probe port in the probed container's own ports only (a
+        # sidecar's name does not resolve, and the probe fails): a number, or Triton's own name.
+        own_ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+        probe_port = startup["httpGet"]["port"]
+        assert own_ports.get(probe_port, probe_port) == ports["http"], render.name
         assert startup["httpGet"]["path"] == "/v2/health/ready"
         # Readiness and liveness are canary inferences (triton-probe): Triton's own health
         # endpoints stay 200 with a dead Python-backend stub.

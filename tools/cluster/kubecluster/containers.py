@@ -137,12 +137,24 @@ def kill_container(container: RunningContainer) -> None:
     container.launcher.wait()
 
 
+def probe_port(port: str | int | None, plan: ContainerPlan) -> int | None:
+    """The kubelet resolves a named probe port in the probed container's own ports only (a
+    sidecar's port name does not count), then tries the name as a number; a probe whose port
+    does not resolve fails."""
+    if isinstance(port, str):
+        if port in plan.ports:
+            return plan.ports[port]
+        port = int(port) if port.isdigit() else None
+    return port if port is not None and 0 < port < 65536 else None
+
+
 def run_probe(probe: Probe, container: RunningContainer, pod_ip: str) -> tuple[bool, str]:
     if probe.kind == "exec":
         code, output = exec_in(container, probe.spec["command"], probe.timeout_seconds)
         return code == 0, f"exit {code}: {output.strip()[-300:]}"
-    port = probe.spec.get("port")
-    port_number = container.plan.ports[port] if isinstance(port, str) else int(port)
+    port_number = probe_port(probe.spec.get("port"), container.plan)
+    if port_number is None:
+        return False, f"couldn't find port {probe.spec.get('port')!r} in the container's ports"
     host = probe.spec.get("host") or pod_ip
     if probe.kind == "tcpSocket":
         try:

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from kubecluster import network, processes
+from kubecluster import monitoring, network, processes
 from kubecluster.build import ensure_binaries
 from kubecluster.layout import (
     BRIDGE_ADDRESS,
@@ -366,6 +366,8 @@ def _wait_node_ready(layout: ClusterLayout, server: str, context: ssl.SSLContext
 
 
 def down(layout: ClusterLayout, quiet: bool = False) -> None:
+    # What the monitoring scenario started on the host goes first, while the API answers.
+    monitoring.stop(layout)
     for component in COMPONENTS:
         processes.stop(layout.pid_file(component), STOP_GRACE_SECONDS.get(component, 10.0))
     layout.state_file.unlink(missing_ok=True)

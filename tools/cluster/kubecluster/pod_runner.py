@@ -3,9 +3,12 @@
 It registers its Node and keeps the node's Lease renewed (so the node lifecycle controller sees
 a healthy node), runs each bound pod in a network namespace of its own at a pod IP on the host
 bridge, runs the startup, readiness and liveness probes as the spec says and writes the pod's
-status, so the EndpointSlice controller follows real readiness. A deleted pod gets its preStop
-hook, then SIGTERM, then SIGKILL when terminationGracePeriodSeconds runs out; then the runner
-deletes the pod object, as the kubelet does. docs/cluster.md lists what it does differently.
+status, so the EndpointSlice controller follows real readiness. Init containers run first, in
+order: a plain one to completion, a native sidecar (restartPolicy: Always) until its startup
+probe passes, and it then runs beside the main containers. A deleted pod gets its preStop hooks,
+then SIGTERM, then SIGKILL when terminationGracePeriodSeconds runs out, sidecars only once the
+main containers have exited; then the runner deletes the pod object, as the kubelet does.
+docs/cluster.md lists what it does differently.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class ContainerState:
 
     name: str
     image: str
+    # "init" (runs to completion), "sidecar" (init with restartPolicy: Always) or "main".
+    role: str = "main"
     restart_count: int = 0
     ready: bool = False
     started: bool = False
@@ -136,8 +141,13 @@ class PodWorker:
     lock: threading.Lock = field(default_factory=threading.Lock)
     start_time: str = field(default_factory=now_rfc3339)
     network_ready: bool = False
+    # Every plain init container has completed and every sidecar has started.
+    initialized: bool = False
+    # Set when a container has exited for good: sidecars wait on these before they stop.
+    exited: dict[str, threading.Event] = field(default_factory=dict)
     namespace: str = ""
     last_status: str = ""
+    transitions: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -155,9 +165,24 @@ class PodWorker:
         )
 
     def start(self) -> None:
+        for container in self.init_containers:
+            role = "sidecar" if container.get("restartPolicy") == "Always" else "init"
+            self.states[container["name"]] = ContainerState(
+                container["name"], container["image"], role
+            )
         for container in self.pod["spec"]["containers"]:
-            self.states[container["name"]] = ContainerState(container["name"], container["image"])
+            self.states[container["name"]] = ContainerState(
+                container["name"], container["image"],
+                waiting=(
+                    ("PodInitializing", "") if self.init_containers else ("ContainerCreating", "")
+                ),
+            )  # fmt: skip
+        self.exited = {name: threading.Event() for name in self.states}
         threading.Thread(target=self._run, name=f"pod {self.key}", daemon=True).start()
+
+    @property
+    def init_containers(self) -> list[dict[str, Any]]:
+        return list(self.pod["spec"].get("initContainers") or [])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -166,14 +191,17 @@ class PodWorker:
             self.namespace = network.create_pod_network(self.uid, self.pod_ip)
             self.network_ready = True
             self.write_status()
-            threads = [
-                threading.Thread(target=self._container_loop, args=(c,), daemon=True,
-                                 name=f"{self.key}/{c['name']}")
-                for c in self.pod["spec"]["containers"]
-            ]  # fmt: skip
-            for thread in threads:
-                thread.start()
-            for thread in threads:
+            sidecars = self._run_init_containers()
+            main: list[threading.Thread] = []
+            if not self.terminating.is_set():
+                self.initialized = True
+                self.write_status()
+                main = [self._container_thread(c) for c in self.pod["spec"]["containers"]]
+            else:
+                # Deleted before its main containers started: the sidecars need not wait.
+                for container in self.pod["spec"]["containers"]:
+                    self.exited[container["name"]].set()
+            for thread in [*main, *sidecars]:
                 thread.join()
         except Exception:
             log(f"{self.key}: worker failed:\n{traceback.format_exc()}")
@@ -222,6 +250,37 @@ class PodWorker:
 
     # -- containers ---------------------------------------------------------------------------
 
+    def _container_thread(self, container: dict[str, Any]) -> threading.Thread:
+        thread = threading.Thread(target=self._container_loop, args=(container,), daemon=True,
+                                  name=f"{self.key}/{container['name']}")  # fmt: skip
+        thread.start()
+        return thread
+
+    def _run_init_containers(self) -> list[threading.Thread]:
+        """The kubelet's start order: each init container in turn; a plain one must exit 0
+        before the next starts, a sidecar must have started (its startup probe passed, or
+        running where it has none) and then keeps running. Returns the sidecars' threads."""
+        sidecars: list[threading.Thread] = []
+        for container in self.init_containers:
+            name = container["name"]
+            state = self.states[name]
+            if self.terminating.is_set():
+                self.exited[name].set()
+                continue
+            thread = self._container_thread(container)
+            if state.role == "sidecar":
+                sidecars.append(thread)
+                while not (state.started or self.exited[name].is_set()):
+                    if self.terminating.wait(0.1):
+                        break
+            else:
+                thread.join()
+            through = state.started if state.role == "sidecar" else state.terminated is not None
+            if not through:
+                # Refused, or stopped by the deletion: nothing after it starts.
+                self.terminating.wait()
+        return sidecars
+
     def _lookup(self, kind: str, name: str) -> dict[str, Any]:
         namespace = self.pod["metadata"]["namespace"]
         try:
@@ -256,6 +315,7 @@ class PodWorker:
         state = self.states[name]
         plan = self._plan(container)
         if plan is None:
+            self.exited[name].set()
             return
         # The kubelet restarts at once the first time, then backs off 10 s, 20 s, ... 5 min,
         # and forgets the back-off after a container has run for 10 minutes.
@@ -289,6 +349,12 @@ class PodWorker:
             }
             state.ready = False
             state.started = False
+            if state.role == "init" and exit_code == 0:
+                # A plain init container that completed is done for good; the kubelet
+                # reports it ready.
+                state.terminated, state.last_terminated = state.last_terminated, None
+                state.ready = True
+                break
             if self.terminating.is_set():
                 state.terminated = state.last_terminated
                 state.last_terminated = None
@@ -304,6 +370,7 @@ class PodWorker:
             log(f"{self.key}/{name}: stopped ({why}); restart in {backoff:.0f} s")
             self.terminating.wait(backoff)
             backoff = min(backoff * 2 or BACKOFF_START_SECONDS, BACKOFF_MAX_SECONDS)
+        self.exited[name].set()
         self.write_status()
 
     def _supervise(
@@ -406,6 +473,10 @@ class PodWorker:
             log(f"{self.key}/{plan.name}: preStop exit {code} after {took:.1f} s")
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + PRESTOP_OVERRUN_SECONDS
+        if plan.sidecar and reason is None:
+            self._wait_for_turn(plan.name, deadline)
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + PRESTOP_OVERRUN_SECONDS
         # From here on the container is not ready, whatever its last probe said.
         state.ready = False
         self.write_status()
@@ -421,23 +492,45 @@ class PodWorker:
             log(f"{self.key}/{plan.name}: exited {running.exited()} "
                 f"{time.monotonic() - began:.1f} s after the stop began")  # fmt: skip
 
+    def _wait_for_turn(self, name: str, deadline: float) -> None:
+        """A sidecar gets SIGTERM only once every main container has exited and every sidecar
+        declared after it has stopped (the reverse of their start order), or when the grace
+        period is over, as the kubelet orders a pod's termination."""
+        names = [c["name"] for c in self.init_containers]
+        later_sidecars = [
+            n for n in names[names.index(name) + 1 :] if self.states[n].role == "sidecar"
+        ]
+        waits_for = [c["name"] for c in self.pod["spec"]["containers"]] + later_sidecars[:1]
+        began = time.monotonic()
+        for other in waits_for:
+            if not self.exited[other].wait(max(0.0, deadline - time.monotonic())):
+                break
+        log(f"{self.key}/{name}: its turn to stop after {time.monotonic() - began:.1f} s "
+            f"(waited for {', '.join(waits_for)})")  # fmt: skip
+
     # -- status -------------------------------------------------------------------------------
 
     def write_status(self) -> None:
         if self.killed.is_set():
             return
-        states = list(self.states.values())
-        all_ready = bool(states) and all(s.ready for s in states)
-        finished = bool(states) and all(s.terminated is not None for s in states)
-        any_running = any(s.running_since and s.waiting is None for s in states)
-        phase = "Running" if any_running else "Pending"
+        main = [s for s in self.states.values() if s.role == "main"]
+        # A sidecar's readiness counts towards the pod's; a completed init container's does not.
+        counted = [s for s in self.states.values() if s.role != "init"]
+        all_ready = self.initialized and all(s.ready for s in counted)
+        finished = bool(main) and all(s.terminated is not None for s in main)
+        any_running = any(s.running_since and s.waiting is None for s in main)
+        phase = "Running" if self.initialized and any_running else "Pending"
         if finished:
-            failed = any(s.terminated and s.terminated.get("exitCode") != 0 for s in states)
+            failed = any(s.terminated and s.terminated.get("exitCode") != 0 for s in main)
             phase = "Failed" if failed else "Succeeded"
         stamp = now_rfc3339()
 
         def condition(kind: str, ok: bool) -> dict[str, Any]:
-            return {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": stamp}
+            # lastTransitionTime moves only when this condition's status does.
+            status = "True" if ok else "False"
+            if self.transitions.get(kind, ("", ""))[0] != status:
+                self.transitions[kind] = (status, stamp)
+            return {"type": kind, "status": status, "lastTransitionTime": self.transitions[kind][1]}
 
         status = {
             "phase": phase,
@@ -448,20 +541,17 @@ class PodWorker:
             "startTime": self.start_time,
             "conditions": [
                 condition("PodReadyToStartContainers", self.network_ready),
-                condition("Initialized", True),
+                condition("Initialized", self.initialized),
                 condition("ContainersReady", all_ready),
                 condition("Ready", all_ready),
             ],
-            "containerStatuses": [s.as_status() for s in states],
+            "containerStatuses": [s.as_status() for s in main],
         }
-        # lastTransitionTime must move only on a transition: compare without it.
-        fingerprint = json.dumps(
-            {
-                **status,
-                "conditions": [{**c, "lastTransitionTime": ""} for c in status["conditions"]],
-            },
-            sort_keys=True,
-        )
+        if self.init_containers:
+            status["initContainerStatuses"] = [
+                s.as_status() for s in self.states.values() if s.role != "main"
+            ]
+        fingerprint = json.dumps(status, sort_keys=True)
         with self.lock:
             if fingerprint == self.last_status:
                 return

@@ -109,6 +109,8 @@ class ContainerPlan:
     pre_stop: list[str] | None
     cpu_limit: float | None
     memory_limit_bytes: int | None
+    # An init container with restartPolicy: Always (a native sidecar).
+    sidecar: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -246,8 +248,8 @@ def plan_container(
         )
     groups = [g for g in [pod_security.get("fsGroup"), *pod_security.get("supplementalGroups", [])]
               if g is not None]  # fmt: skip
-    if "ephemeralContainers" in pod["spec"] or pod["spec"].get("initContainers"):
-        raise UnmappableContainer("init and ephemeral containers are not supported by the runner")
+    if "ephemeralContainers" in pod["spec"]:
+        raise UnmappableContainer("ephemeral containers are not supported by the runner")
 
     env = dict(image_map.image_env)
     env.update(runtime_env)
@@ -286,7 +288,10 @@ def plan_container(
         p["name"]: int(p["containerPort"]) for p in container.get("ports") or [] if "name" in p
     }
     limits = (container.get("resources") or {}).get("limits") or {}
-    pre_stop = (container.get("lifecycle") or {}).get("preStop") or {}
+    lifecycle = container.get("lifecycle") or {}
+    if lifecycle.get("postStart"):
+        raise UnmappableContainer(f"container {name!r}: postStart hooks are not supported")
+    pre_stop = lifecycle.get("preStop") or {}
     if pre_stop and "exec" not in pre_stop:
         raise UnmappableContainer(f"container {name!r}: only exec preStop hooks are supported")
     capabilities = security.get("capabilities") or {}
@@ -324,4 +329,5 @@ def plan_container(
         ),
         cpu_limit=quantity(limits["cpu"]) if "cpu" in limits else None,
         memory_limit_bytes=int(quantity(limits["memory"])) if "memory" in limits else None,
+        sidecar=container.get("restartPolicy") == "Always",
     )
