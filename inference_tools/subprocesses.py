@@ -3,6 +3,7 @@ them as context managers."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -93,11 +94,14 @@ def stop_process(
     """Send `stop_signal`, wait up to `timeout_s`, then SIGKILL. Returns the exit status.
 
     `kill_group` kills the child's whole process group at the end (the child must have been
-    started with `start_new_session=True`): a server's helpers must not outlive it.
+    started with `start_new_session=True`): a server's helpers must not outlive it, not even
+    when the server itself has already died (a crashed tritonserver left its stubs running).
     """
     if process is None:
         return None
     if process.poll() is not None:
+        if kill_group:
+            _kill_what_is_left_of_group(process.pid)
         return process.returncode
     process.send_signal(stop_signal)
     try:
@@ -114,6 +118,12 @@ def stop_process(
         else:
             process.kill()
         return process.wait()
+
+
+def _kill_what_is_left_of_group(group: int) -> None:
+    # ProcessLookupError: the group is gone, nothing was left.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
 
 
 def _program(process: subprocess.Popen[Any]) -> str:

@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import socket
+import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -145,6 +147,25 @@ def test_triton_direct_still_crashes_on_a_form_encoded_body(model_repository):
         assert server.process.wait(timeout=30) == -signal.SIGSEGV
     finally:
         server.stop()
+    # Its Python-backend stubs, left running by the crash, went with the stop.
+    assert live_members_of_group(server.process.pid) == []
+
+
+def live_members_of_group(group: int) -> list[int]:
+    """Processes of a process group that are not zombies, from /proc (waited for up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+        if not members or time.monotonic() > deadline:
+            return members
+        time.sleep(0.2)
 
 
 def open_descriptors(pid: int) -> int:
