@@ -12,12 +12,13 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from inference_tools.local_server import free_port, port_in_use
+from inference_tools.local_server import free_ports, port_in_use
+from inference_tools.subprocesses import wait_until_ready
 from lab.reliability import edge
 from pod_hooks.http_guard import DEFAULT_MAX_BODY_BYTES, Refusal, check_body, json_depth
 
@@ -152,29 +153,27 @@ class EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def running_guard(upstream: str, *options: str) -> Iterator[tuple[str, int]]:
+    """The guard on a free loopback port in front of `upstream` (HOST:PORT), stopped after."""
+    (port,) = free_ports(1)
+    command = [sys.executable, "-m", "pod_hooks.http_guard", f"--listen=127.0.0.1:{port}"]
+    process = subprocess.Popen([*command, f"--upstream={upstream}", *options])
+    try:
+        why = wait_until_ready(lambda: port_in_use("127.0.0.1", port), process, timeout_s=30)
+        assert why is None, f"the guard did not start: {why}"
+        yield "127.0.0.1", port
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
 @pytest.fixture(scope="module")
 def guard() -> Iterator[tuple[str, int]]:
     with serving(EchoHandler) as upstream:
-        port = free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pod_hooks.http_guard",
-                f"--listen=127.0.0.1:{port}",
-                f"--upstream={upstream.removeprefix('http://')}",
-                "--max-body-bytes=1000000",
-            ]
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not port_in_use("127.0.0.1", port):
-                assert process.poll() is None and time.monotonic() < deadline, "guard did not start"
-                time.sleep(0.05)
-            yield "127.0.0.1", port
-        finally:
-            process.terminate()
-            assert process.wait(timeout=10) == 0
+        address = upstream.removeprefix("http://")
+        with running_guard(address, "--max-body-bytes=1000000") as guard_address:
+            yield guard_address
 
 
 def test_requests_pass_unchanged_on_one_kept_alive_connection(guard) -> None:
@@ -240,25 +239,10 @@ def test_ambiguous_framing_is_refused(guard, head: str) -> None:
 
 
 def test_a_missing_upstream_is_a_502_that_says_so() -> None:
-    port, dead = free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pod_hooks.http_guard",
-            f"--listen=127.0.0.1:{port}",
-            f"--upstream=127.0.0.1:{dead}",
-        ]
-    )
-    try:
-        while not port_in_use("127.0.0.1", port):
-            assert process.poll() is None
-            time.sleep(0.05)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    (dead,) = free_ports(1)  # nothing listens there
+    with running_guard(f"127.0.0.1:{dead}") as address:
+        connection = http.client.HTTPConnection(*address, timeout=10)
         connection.request("GET", "/v2/health/ready")
         response = connection.getresponse()
         assert response.status == 502
         assert "does not answer" in json.loads(response.read())["error"]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

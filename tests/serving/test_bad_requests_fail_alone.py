@@ -30,11 +30,18 @@ ATTACK_SECONDS = 8.0
 BAD_IDS = (1_000_000, 30522, -1, -30522, -(2**63))
 
 
-def token_request(ids: list[int], mask: list[int] | None = None) -> service_pb2.ModelInferRequest:
+def token_rows(ids: list[int], mask: list[int] | None = None) -> dict[str, np.ndarray]:
+    """One 16-token row of ids and its mask (ones over `ids` unless given), padded with zeros."""
+    padding = [0] * (16 - len(ids))
+    return {
+        "input_ids": np.array([ids + padding], dtype=np.int64),
+        "attention_mask": np.array([(mask or [1] * len(ids)) + padding], dtype=np.int64),
+    }
+
+
+def token_request(ids: list[int]) -> service_pb2.ModelInferRequest:
     request = service_pb2.ModelInferRequest(model_name="minilm")
-    row = np.array([ids + [0] * (16 - len(ids))], dtype=np.int64)
-    mask_row = np.array([(mask or [1] * len(ids)) + [0] * (16 - len(ids))], dtype=np.int64)
-    for name, value in (("input_ids", row), ("attention_mask", mask_row)):
+    for name, value in token_rows(ids).items():
         request.inputs.add(name=name, datatype="INT64", shape=list(value.shape))
         request.raw_input_contents.append(value.tobytes())
     return request
@@ -111,13 +118,11 @@ def test_valid_clients_beside_out_of_vocabulary_loops_lose_nothing(triton_server
     ids=["past-vocabulary", "negative", "int64-min", "zero-mask", "mask-not-0-1"],
 )
 def test_encoder_inputs_it_cannot_answer_truly_get_400(connect, protocol, ids, mask, says):
-    row = np.array([ids + [0] * (16 - len(ids))], dtype=np.int64)
-    mask_row = np.array([(mask or [1] * len(ids)) + [0] * (16 - len(ids))], dtype=np.int64)
     with pytest.raises(InferenceServerException) as refused:
         infer(
             connect(protocol),
             protocol,
-            {"input_ids": row, "attention_mask": mask_row},
+            token_rows(ids, mask),
             "minilm",
             SENTENCE_EMBEDDING,
         )
