@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pod_hooks.drain import DrainResult, drain_server, process_tree_cpu_seconds
 
+from inference_tools import subprocesses
 from inference_tools.paths import work_dir as default_work_dir
 from inference_tools.subprocesses import ManagedService, dies_with_this_process, stop_process
 from inference_tools.triton_runtime import TritonRuntime, prepare_runtime
@@ -219,14 +220,17 @@ class LocalTritonServer(ManagedService):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + GUARD_START_TIMEOUT_SECONDS
-        while not port_in_use(self.address, self.http_port):
-            if self.guard_process.poll() is not None or time.monotonic() > deadline:
-                raise ServerStartError(
-                    f"the HTTP guard did not start listening on {self.address}:{self.http_port}."
-                    f"\nLast lines of {guard_log}:\n{log_tail(guard_log)}"
-                )
-            time.sleep(0.05)
+        why = subprocesses.wait_until_ready(
+            lambda: port_in_use(self.address, self.http_port),
+            self.guard_process,
+            GUARD_START_TIMEOUT_SECONDS,
+            interval_s=0.05,
+        )
+        if why is not None:
+            raise ServerStartError(
+                f"the HTTP guard did not start listening on {self.address}:{self.http_port} "
+                f"({why}).\nLast lines of {guard_log}:\n{log_tail(guard_log)}"
+            )
 
     def is_ready(self) -> bool:
         return self._get_status(f"http://{self.http_url}/v2/health/ready") == 200
