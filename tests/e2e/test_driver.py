@@ -3,12 +3,13 @@ failed build names the module and version, and the pod runner refuses what it ca
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubecluster.build import BuildError, ensure_binaries
-from kubecluster.containers import probe_port
+from kubecluster.containers import _mount_script, probe_port
 from kubecluster.image_map import UnmappableContainer, serving_image_map
 from kubecluster.layout import ClusterLayout, pinned_versions
 from kubecluster.monitoring import POD_NAME, host_config
@@ -138,3 +139,29 @@ def test_the_operators_configuration_gets_what_a_pod_finds_in_cluster(tmp_path: 
     assert discovery["authorization"] == {"credentials_file": str(tmp_path / "t")}
     with pytest.raises(ValueError, match="NODE_NAME"):
         host_config({"global": {"external_labels": {"n": "$(NODE_NAME)"}}}, "", tmp_path, tmp_path)
+
+
+def test_a_volume_over_the_checkouts_parent_does_not_hide_the_checkout(tmp_path: Path) -> None:
+    """A checkout under /tmp (a CI clone) stays visible beneath the pod's /tmp emptyDir:
+    without the bind back, the container's command is not found (exit 127)."""
+    assert str(tmp_path).startswith("/tmp/")
+    (tmp_path / "marker").write_text("still here\n")
+    container = {
+        "name": "triton", "image": SERVING_IMAGE,
+        "command": ["/opt/scalable-inference-server/bin/triton-http-guard"],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": {"readOnlyRootFilesystem": True},
+    }  # fmt: skip
+    spec = pod(container)
+    spec["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {"medium": "Memory"}}]
+    image_map = serving_image_map(tmp_path / "tritonserver" / "bin" / "tritonserver")
+    planned = plan_container(spec, container, image_map, {}, lambda *_: {},
+                             "10.244.0.9", "10.244.0.1", tmp_path)  # fmt: skip
+    assert str(tmp_path) in planned.host_paths
+    script = _mount_script(planned, "p") + f"\nexec /bin/cat {tmp_path / 'marker'}"
+    shown = subprocess.run(
+        ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "still here\n"

@@ -35,17 +35,45 @@ def _user_switch(plan: ContainerPlan) -> list[str]:
     return [*command, "--"]
 
 
+# Where a container's mount namespace keeps a view of the host's root while its volumes are
+# mounted, so that folders hidden by a volume can be bound back (outside every volume path).
+HOST_ROOT_VIEW = Path("/run/kubecluster-host-root")
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def _mount_script(plan: ContainerPlan, hostname: str) -> str:
     lines = ["set -e", f"/bin/hostname {shlex.quote(hostname)}"]
+    hidden = [p for p in plan.host_paths if any(_is_within(p, m.path) for m in plan.mounts)]
+    # Sources are read through the host's view when a mount may already hide them.
+    source_root = ""
+    if hidden:
+        if any(_is_within(str(HOST_ROOT_VIEW), m.path) for m in plan.mounts):
+            raise ValueError(f"a volume of {plan.name!r} is mounted over {HOST_ROOT_VIEW}")
+        HOST_ROOT_VIEW.mkdir(parents=True, exist_ok=True)
+        source_root = str(HOST_ROOT_VIEW)
+        lines.append(f"/bin/mount --rbind / {source_root}")
     for mount in plan.mounts:
         target = shlex.quote(mount.path)
         if mount.folder is not None:
             mount.folder.mkdir(parents=True, exist_ok=True)
             os.chown(mount.folder, plan.uid, plan.gid)
-            lines.append(f"/bin/mount --bind {shlex.quote(str(mount.folder))} {target}")
+            source = shlex.quote(source_root + str(mount.folder))
+            lines.append(f"/bin/mount --bind {source} {target}")
         else:
             size = f",size={mount.tmpfs_bytes}" if mount.tmpfs_bytes else ""
             lines.append(f"/bin/mount -t tmpfs -o mode=1777{size} tmpfs {target}")
+    for path in hidden:
+        # E.g. a checkout under /tmp beneath the pod's /tmp emptyDir: bound back where it was.
+        quoted = shlex.quote(path)
+        lines.append(f"/bin/mkdir -p {quoted}")
+        lines.append(f"/bin/mount --rbind {shlex.quote(source_root + path)} {quoted}")
+        if plan.read_only_root:
+            lines.append(f"/bin/mount -o remount,bind,ro {quoted}")
+    if hidden:
+        lines.append(f"/bin/umount --lazy {source_root}")
     if plan.read_only_root:
         # Only the root mount of this namespace: /proc, /dev, /sys and the volumes above stay
         # as they are, as with an image's read-only rootfs.

@@ -111,6 +111,10 @@ class ContainerPlan:
     memory_limit_bytes: int | None
     # An init container with restartPolicy: Always (a native sidecar).
     sidecar: bool = False
+    # The host folders the mapped image lives in (checkout, server, pod Python, volumes): a
+    # mount over one of their ancestors (an emptyDir at /tmp over a checkout under /tmp) must
+    # not hide them from the container.
+    host_paths: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -330,4 +334,15 @@ def plan_container(
         cpu_limit=quantity(limits["cpu"]) if "cpu" in limits else None,
         memory_limit_bytes=int(quantity(limits["memory"])) if "memory" in limits else None,
         sidecar=container.get("restartPolicy") == "Always",
+        host_paths=_host_paths(image_map, env, pod_dir),
     )
+
+
+def _host_paths(image_map: ImageMap, env: dict[str, str], pod_dir: Path) -> list[str]:
+    """The outermost host folders behind the container's mapped paths and its environment."""
+    candidates = {str(path.parent) for path in image_map.files.values()}
+    candidates |= {str(path) for path in image_map.folders.values()}
+    candidates |= {str(pod_dir), env.get("VIRTUAL_ENV", "")}
+    candidates |= set(env.get("LD_LIBRARY_PATH", "").split(os.pathsep))
+    absolute = sorted(c for c in candidates if c.startswith("/") and c != "/")
+    return [c for c in absolute if not any(c.startswith(o + "/") for o in absolute if o != c)]
