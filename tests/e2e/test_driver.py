@@ -158,6 +158,10 @@ def test_a_volume_over_the_checkouts_parent_does_not_hide_the_checkout(tmp_path:
     planned = plan_container(spec, container, image_map, {}, lambda *_: {},
                              "10.244.0.9", "10.244.0.1", tmp_path)  # fmt: skip
     assert str(tmp_path) in planned.host_paths
+    # The server's whole folder (its backends beside its bin/), wherever it lies.
+    elsewhere = serving_image_map(Path("/opt/local-triton/bin/tritonserver"))
+    assert "/opt/local-triton" in plan_container(spec, container, elsewhere, {}, lambda *_: {},
+        "10.244.0.9", "10.244.0.1", tmp_path).host_paths  # fmt: skip
     script = _mount_script(planned, "p") + f"\nexec /bin/cat {tmp_path / 'marker'}"
     shown = subprocess.run(
         ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script],

@@ -42,6 +42,8 @@ class ImageMap:
     image_env: dict[str, str]
     # Arguments a mapped executable needs because a default of the image does not hold here.
     added_arguments: dict[str, list[str]]
+    # The host folders every mapped path lies in (the checkout, the local server's folder).
+    host_roots: tuple[Path, ...] = ()
 
     def map_path(self, value: str) -> str | None:
         if value in self.files:
@@ -112,7 +114,10 @@ def serving_image_map(tritonserver: Path, checkout: Path = CHECKOUT) -> ImageMap
         image_env["PYTHONPATH"] = mapped
     if not files.keys() >= {f"{HOOKS_BIN}/triton-probe", f"{HOOKS_BIN}/triton-drain"}:
         raise UnmappableContainer("the Dockerfile no longer links the pod hooks the runner expects")
-    return ImageMap(files=files, folders=folders, image_env=image_env, added_arguments=added)
+    return ImageMap(
+        files=files, folders=folders, image_env=image_env, added_arguments=added,
+        host_roots=(checkout, tritonserver.parent.parent),
+    )  # fmt: skip
 
 
 def final_stage(dockerfile: str) -> str:

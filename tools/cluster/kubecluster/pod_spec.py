@@ -340,7 +340,8 @@ def plan_container(
 
 def _host_paths(image_map: ImageMap, env: dict[str, str], pod_dir: Path) -> list[str]:
     """The outermost host folders behind the container's mapped paths and its environment."""
-    candidates = {str(path.parent) for path in image_map.files.values()}
+    candidates = {str(path) for path in image_map.host_roots}
+    candidates |= {str(path.parent) for path in image_map.files.values()}
     candidates |= {str(path) for path in image_map.folders.values()}
     candidates |= {str(pod_dir), env.get("VIRTUAL_ENV", "")}
     candidates |= set(env.get("LD_LIBRARY_PATH", "").split(os.pathsep))
