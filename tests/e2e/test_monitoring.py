@@ -9,6 +9,7 @@ import http.client
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,10 @@ def operator(kubectl: Kubectl, cluster: ClusterLayout) -> Iterator[None]:
         result = kubectl.run("apply", "--server-side", "-f", str(crd))
         crds += [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", *crds)
-    documents = "".join("---\n" + yaml.safe_dump(r) for r in monitoring.prometheus_resources())
+    # Built (or its build checked) before the operator starts: a cold build takes minutes.
+    version = monitoring.prometheus_version(monitoring.prometheus_binary(cluster))
+    resources = monitoring.prometheus_resources(version)
+    documents = "".join("---\n" + yaml.safe_dump(r) for r in resources)
     kubectl.run("apply", "--server-side", "-f", "-", input_text=documents)
     try:
         monitoring.start_operator(cluster)
@@ -80,7 +84,7 @@ def test_the_operator_turns_the_servicemonitor_into_a_scrape_job(
     discovery = scrape["kubernetes_sd_configs"][0]
     targets = {r.get("target_label") for r in scrape["relabel_configs"]}
     print(
-        f"\noperator {monitoring.operator_version()}: scrape job {job} generated "
+        f"\noperator {monitoring.OPERATOR_TOOL.version()}: scrape job {job} generated "
         f"{generated_after:.1f} s after the ServiceMonitor was applied; discovery role "
         f"{discovery['role']} in {discovery.get('namespaces', {}).get('names')}, "
         f"{len(scrape['relabel_configs'])} relabellings, target labels "
@@ -96,11 +100,10 @@ def test_the_operator_turns_the_servicemonitor_into_a_scrape_job(
 def test_tritons_series_arrive_in_prometheus_with_the_servicemonitors_labels(
     kubectl: Kubectl, api: KubeApi, cluster: ClusterLayout, cpu_release: None, operator: None
 ) -> None:
-    if not monitoring.has_kubernetes_discovery(cluster.root):
-        pytest.skip(
-            f"{monitoring.PROMETHEUS_BINARY} has no Kubernetes service discovery (Debian's "
-            "build leaves it out): set PROMETHEUS_BINARY to a Prometheus that has it"
-        )
+    override = monitoring.PROMETHEUS_OVERRIDE
+    if override and not monitoring.has_kubernetes_discovery(Path(override), cluster.root):
+        pytest.fail(f"PROMETHEUS_BINARY={override} has no Kubernetes service discovery "
+                    "(Debian's build leaves it out): unset it to use the pinned build")  # fmt: skip
     server = f"https://{api.host}:{api.port}"
     prometheus = monitoring.start_prometheus(cluster, api, server)
     # The ServiceMonitor applied by the scenario before; the configuration started with it.
@@ -122,9 +125,10 @@ def test_tritons_series_arrive_in_prometheus_with_the_servicemonitors_labels(
     arrived_after = time.monotonic() - started_at
     labels = series[0]["metric"]
     endpoint = monitor["spec"]["endpoints"][0]
+    version = monitoring.prometheus_version(monitoring.prometheus_binary(cluster))
     print(
-        f"\nPrometheus (operator {monitoring.operator_version()}, configuration for "
-        f"{monitoring.prometheus_version()}): {ENSEMBLE}'s nv_inference_count of {name} = "
+        f"\nPrometheus {version} (operator {monitoring.OPERATOR_TOOL.version()}): "
+        f"{ENSEMBLE}'s nv_inference_count of {name} = "
         f"{series[0]['value'][1]} {arrived_after:.1f} s after Prometheus started; "
         f"labels {json.dumps(labels, sort_keys=True)}"
     )

@@ -8,6 +8,7 @@ the same machine (CI) links from a warm build cache instead of compiling Kuberne
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,46 @@ def ensure_binaries(layout: ClusterLayout, log: bool = True) -> Path:
             seconds = time.monotonic() - started
             print(f"built {binary.name} from {binary.module} in {seconds:.0f} s", file=sys.stderr)
     return target
+
+
+@dataclass(frozen=True)
+class ModuleTool:
+    """A program built from a pinned upstream module of its own (a folder beside go.mod holding
+    only go.mod and go.sum): its client libraries may be of another release than the control
+    plane's, so it cannot share the Kubernetes module."""
+
+    name: str
+    module: str
+    package: str
+    folder: Path
+
+    def version(self) -> str:
+        match = re.search(rf"^\s*{re.escape(self.module)} (v\S+)",
+                          (self.folder / "go.mod").read_text(), re.MULTILINE)  # fmt: skip
+        if not match:
+            raise BuildError(f"{self.module} is not required in {self.folder}/go.mod")
+        return match.group(1)
+
+
+def ensure_tool(layout: ClusterLayout, tool: ModuleTool, ldflags: str = "") -> Path:
+    """The tool's binary, built once per pinned release into `.work/cluster/bin`."""
+    version = tool.version()
+    binary = layout.bin_root / f"{tool.name}-{version}" / tool.name
+    if binary.is_file():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_name(f".{tool.name}.partial")
+    started = time.monotonic()
+    result = subprocess.run(
+        ["nice", "-n", "10", go_binary(), "build", "-ldflags", ldflags, "-o", str(partial),
+         tool.package],
+        cwd=tool.folder, env=dict(os.environ, CGO_ENABLED="0"),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
+        raise BuildError(f"building {tool.name} from {tool.module} {version} failed:\n{tail}")
+    partial.rename(binary)
+    print(f"built {tool.name} {version} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return binary

@@ -22,7 +22,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -32,16 +31,22 @@ from typing import Any
 import yaml
 
 from kubecluster import processes
-from kubecluster.build import BuildError, go_binary
+from kubecluster.build import BuildError, ModuleTool, ensure_tool
 from kubecluster.crds import module_dir
 from kubecluster.kubeapi import ApiError, KubeApi
 from kubecluster.layout import GO_MODULE_DIR, ClusterLayout
 
-OPERATOR_MODULE_DIR = GO_MODULE_DIR / "prometheus-operator"
-OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
-# Debian's build (2.42) leaves Kubernetes service discovery out: PROMETHEUS_BINARY names one
-# that has it (an upstream release, or one built from github.com/prometheus/prometheus).
-PROMETHEUS_BINARY = Path(os.environ.get("PROMETHEUS_BINARY", "/usr/bin/prometheus"))
+OPERATOR_TOOL = ModuleTool(
+    "prometheus-operator", "github.com/prometheus-operator/prometheus-operator",
+    "github.com/prometheus-operator/prometheus-operator/cmd/operator",
+    GO_MODULE_DIR / "prometheus-operator",
+)  # fmt: skip
+PROMETHEUS_TOOL = ModuleTool(
+    "prometheus", "github.com/prometheus/prometheus",
+    "github.com/prometheus/prometheus/cmd/prometheus", GO_MODULE_DIR / "prometheus",
+)  # fmt: skip
+# Another Prometheus to run the operator's configuration (one with Kubernetes discovery).
+PROMETHEUS_OVERRIDE = os.environ.get("PROMETHEUS_BINARY", "")
 NAMESPACE = "monitoring"
 PROMETHEUS_NAME = "e2e"
 # The operator's POD_NAME for the first replica of Prometheus `e2e`, which its config-reloader
@@ -54,45 +59,25 @@ LOOPBACK_ADDRESS = "127.0.0.1"
 ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def operator_version() -> str:
-    match = re.search(
-        rf"^\s*{re.escape(OPERATOR_MODULE)} (v\S+)", (OPERATOR_MODULE_DIR / "go.mod").read_text(),
-        re.MULTILINE,
-    )  # fmt: skip
-    if not match:
-        raise BuildError(f"{OPERATOR_MODULE} is not required in {OPERATOR_MODULE_DIR}/go.mod")
-    return match.group(1)
+def prometheus_release(module_version: str) -> str:
+    """Prometheus's Go module versions its release 3.Y.Z as v0.3YY.Z (v0.305.0 is 3.5.0)."""
+    major_minor, patch = module_version.lstrip("v").split(".")[1:3]
+    return f"{int(major_minor) // 100}.{int(major_minor) % 100}.{patch}"
 
 
-def ensure_operator(layout: ClusterLayout) -> Path:
-    """The operator's binary, built once per release from its own module (its Kubernetes
-    client libraries are of another release than the control plane's)."""
-    version = operator_version()
-    binary = layout.bin_root / f"prometheus-operator-{version}" / "operator"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_name(".operator.partial")
-    started = time.monotonic()
-    result = subprocess.run(
-        ["nice", "-n", "10", go_binary(), "build", "-o", str(partial),
-         f"{OPERATOR_MODULE}/cmd/operator"],
-        cwd=OPERATOR_MODULE_DIR, env=dict(os.environ, CGO_ENABLED="0"),
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise BuildError(f"building the operator from {OPERATOR_MODULE} {version} failed:\n{tail}")
-    partial.rename(binary)
-    print(f"built prometheus-operator {version} in {time.monotonic() - started:.0f} s",
-          file=sys.stderr)  # fmt: skip
-    return binary
+def prometheus_binary(layout: ClusterLayout) -> Path:
+    """PROMETHEUS_BINARY where set, else Prometheus built from its pinned module: Debian's
+    build (2.42) leaves out the Kubernetes service discovery the operator's jobs use."""
+    if PROMETHEUS_OVERRIDE:
+        return Path(PROMETHEUS_OVERRIDE)
+    release = prometheus_release(PROMETHEUS_TOOL.version())
+    stamp = f"-X github.com/prometheus/common/version.Version={release}"
+    return ensure_tool(layout, PROMETHEUS_TOOL, ldflags=stamp)
 
 
 def operator_crds() -> list[Path]:
     """Every CRD of the operator's release: it starts its controllers only for installed ones."""
-    folder = module_dir(f"{OPERATOR_MODULE}@{operator_version()}") / "example"
+    folder = module_dir(f"{OPERATOR_TOOL.module}@{OPERATOR_TOOL.version()}") / "example"
     return sorted((folder / "prometheus-operator-crd").glob("*.yaml"))
 
 
@@ -105,7 +90,7 @@ def _free_port() -> int:
 def start_operator(layout: ClusterLayout) -> None:
     if processes.running_pid(layout.pid_file(OPERATOR)) is not None:
         return
-    binary = ensure_operator(layout)
+    binary = ensure_tool(layout, OPERATOR_TOOL)
     processes.start_detached(
         [str(binary), f"--web.listen-address={LOOPBACK_ADDRESS}:{_free_port()}",
          f"--prometheus-instance-namespaces={NAMESPACE}"],
@@ -114,7 +99,7 @@ def start_operator(layout: ClusterLayout) -> None:
     )  # fmt: skip
 
 
-def prometheus_resources() -> list[dict[str, Any]]:
+def prometheus_resources(version: str) -> list[dict[str, Any]]:
     """The namespace, the identity Prometheus discovers targets with (kube-prometheus grants
     its Prometheus the same reads), and the Prometheus object the operator configures."""
     labels = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "e2e"}
@@ -137,7 +122,7 @@ def prometheus_resources() -> list[dict[str, Any]]:
          "metadata": {"name": PROMETHEUS_NAME, "namespace": NAMESPACE, "labels": labels},
          "spec": {
              # The configuration is generated for the Prometheus that runs it.
-             "version": prometheus_version(),
+             "version": version,
              # No pod: the host Prometheus below runs the configuration instead.
              "replicas": 0,
              "serviceAccountName": PROMETHEUS,
@@ -147,25 +132,25 @@ def prometheus_resources() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def has_kubernetes_discovery(folder: Path) -> bool:
-    """Whether PROMETHEUS_BINARY accepts kubernetes_sd_configs (its promtool beside it)."""
+def has_kubernetes_discovery(binary: Path, folder: Path) -> bool:
+    """Whether a Prometheus accepts kubernetes_sd_configs (its promtool beside it)."""
     config = folder / "kubernetes-sd-probe.yaml"
     config.write_text(yaml.safe_dump({"scrape_configs": [{
         "job_name": "probe",
         "kubernetes_sd_configs": [{"role": "endpoints", "api_server": "https://127.0.0.1:1"}],
     }]}))  # fmt: skip
-    promtool = PROMETHEUS_BINARY.with_name("promtool")
+    promtool = binary.with_name("promtool")
     result = subprocess.run([str(promtool), "check", "config", str(config)],
                             capture_output=True, check=False)  # fmt: skip
     return result.returncode == 0
 
 
-def prometheus_version() -> str:
-    result = subprocess.run([str(PROMETHEUS_BINARY), "--version"], capture_output=True,
+def prometheus_version(binary: Path) -> str:
+    result = subprocess.run([str(binary), "--version"], capture_output=True,
                             text=True, check=False)  # fmt: skip
     match = re.search(r"version (\d+\.\d+\.\d+)", result.stdout + result.stderr)
     if not match:
-        raise BuildError(f"{PROMETHEUS_BINARY} --version said nothing usable")
+        raise BuildError(f"{binary} --version said nothing usable")
     return f"v{match.group(1)}"
 
 
@@ -246,7 +231,7 @@ def start_prometheus(layout: ClusterLayout, api: KubeApi, server: str) -> str:
     folder = _config_folder(layout)
     port = _free_port()
     processes.start_detached(
-        [str(PROMETHEUS_BINARY), f"--config.file={folder / 'prometheus.yaml'}",
+        [str(prometheus_binary(layout)), f"--config.file={folder / 'prometheus.yaml'}",
          f"--web.listen-address={LOOPBACK_ADDRESS}:{port}",
          f"--storage.tsdb.path={folder / 'data'}"],
         layout.pid_file(PROMETHEUS), layout.log_file(PROMETHEUS),
