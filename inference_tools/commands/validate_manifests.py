@@ -13,14 +13,18 @@ EXAMPLES = """\
 Examples:
   inference-tools validate-manifests          # ./kustomize, with the tools of make manifest-tools
   inference-tools validate-manifests --kustomize-dir /src/deploy/kustomize --checkov checkov
+  inference-tools validate-manifests --release deploy/team-a   # a team's overlay, in its CI
 """
 
 
 def run(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="validate-manifests-") as work:
-        report = validation.validate_all(
-            Path(work), args.kustomize_dir, args.checkov, args.crd_validation_dir
-        )
+    if args.release:
+        report = validation.validate_releases(args.release, args.crd_validation_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="validate-manifests-") as work:
+            report = validation.validate_all(
+                Path(work), args.kustomize_dir, args.checkov, args.crd_validation_dir
+            )
     for check, problems in report.problems.items():
         print(f"{'FAIL' if problems else 'ok  '} {check}")
         for problem in problems:
@@ -53,5 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=validation.CRD_VALIDATION_DIR,
         help="folder of validate.mjs with the CRD models installed beside it by `npm ci` "
         "(`make manifest-tools`); the default is the copy in this package",
+    )
+    parser.add_argument(
+        "--release",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="OVERLAY",
+        help="validate this team's overlay instead (repeatable): schemas, CRDs, and that its "
+        "autoscaler reads the release's own series",
     )
     parser.set_defaults(func=run)

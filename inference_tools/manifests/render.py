@@ -70,7 +70,9 @@ def kustomizations(parent: Path) -> list[Path]:
     return sorted(p.parent for p in parent.glob("*/kustomization.yaml"))
 
 
-def render(directory: Path, name: str | None = None) -> Render:
+def render(directory: Path | str, name: str | None = None) -> Render:
+    """`directory` is a kustomization folder, or a remote base as a string (a Path would fold
+    the `//` of github.com/org/repo//path?ref=...)."""
     result = subprocess.run(
         [kubectl(), "kustomize", str(directory)],
         capture_output=True,
@@ -80,7 +82,7 @@ def render(directory: Path, name: str | None = None) -> Render:
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {directory} failed:\n{result.stderr}")
     resources = [r for r in yaml.safe_load_all(result.stdout) if r]
-    return Render(name or directory.name, directory, resources)
+    return Render(name or Path(directory).name, Path(directory), resources)
 
 
 def render_component_on_base(component: Path, work_dir: Path, base_dir: Path) -> Render:

@@ -29,10 +29,12 @@ from typing import Any
 
 import yaml
 
+from inference_tools.manifests import release_overlay
 from inference_tools.manifests.render import (
     Render,
     Resource,
     ToolMissing,
+    render,
     render_all,
     render_jobs,
     resource_id,
@@ -292,6 +294,17 @@ def promtool_check_rules(groups: list[dict[str, Any]], work_dir: Path) -> list[s
 
 
 # --- everything ---------------------------------------------------------------------------------
+
+
+def validate_releases(overlays: Iterable[Path], crd_dir: Path = CRD_VALIDATION_DIR) -> Report:
+    """A team's overlays of the shipped ones (`inference-tools release-overlay` writes them)."""
+    report = Report()
+    renders = [render(overlay, str(overlay)) for overlay in overlays]
+    for render_ in renders:
+        report.add("kubernetes schemas", validate_core(render_))
+        report.add("autoscaler reads its own release", release_overlay.autoscaler_problems(render_))
+    report.add("custom resources", validate_custom_in(renders, crd_dir))
+    return report
 
 
 def validate_all(

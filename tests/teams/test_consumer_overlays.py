@@ -123,14 +123,3 @@ def test_the_namespace_kustomization_validates() -> None:
     namespace = rendering.render(KUSTOMIZE_DIR / "namespace", "namespace")
     assert [r["kind"] for r in namespace.resources] == ["Namespace"]
     assert validation.validate_core(namespace) == []
-
-
-def test_a_keda_consumer_points_its_queries_at_its_own_service() -> None:
-    render = rendering.render(CONSUMERS / "team-c-keda", "team-c-keda")
-    service = render.one("Service", "team-c-triton")
-    queries = [t["metadata"]["query"] for t in render.one("ScaledObject")["spec"]["triggers"]]
-    assert queries and all(
-        f'namespace="{service["metadata"]["namespace"]}",service="team-c-triton"' in q
-        for q in queries
-    ), queries
-    assert validation.validate_custom_in([render]) == []
