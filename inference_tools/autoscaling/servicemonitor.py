@@ -5,6 +5,8 @@ whose relabelling derives `namespace`, `service`, `pod`, `container`, `job` and 
 the `__meta_kubernetes_*` labels of each endpoint (see its generated configurations). Here the
 same relabelling runs on a static target that carries those meta labels, taken from the rendered
 ServiceMonitor, Service and Deployment, so the local series look like the cluster's.
+tests/e2e/test_monitoring.py holds its labels equal to those the real operator's job gives a real
+pod, scraped by a real Prometheus.
 """
 
 from __future__ import annotations

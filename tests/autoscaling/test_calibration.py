@@ -1,4 +1,8 @@
-"""Calibrated targets: interpolation to the objective, the generated component, and a real sweep."""
+"""Calibrated targets: interpolation to the objective, the generated component, and a real sweep.
+
+The local series get the ServiceMonitor's labels from inference_tools.autoscaling.servicemonitor,
+which tests/e2e/test_monitoring.py holds equal to the real operator's on a real pod.
+"""
 
 from __future__ import annotations
 

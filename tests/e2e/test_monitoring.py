@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
+from inference_tools.manifests.render import render
+from inference_tools.prometheus_runner import LocalPrometheus
 from kubecluster import monitoring
 from kubecluster.kubeapi import KubeApi
 from kubecluster.layout import ClusterLayout
@@ -142,3 +145,18 @@ def test_tritons_series_arrive_in_prometheus_with_the_servicemonitors_labels(
     for label in monitor["spec"]["targetLabels"]:
         key = label.replace(".", "_").replace("/", "_").replace("-", "_")
         assert labels[key] == pod["metadata"]["labels"][label], key
+    # The local stand-in (inference_tools.autoscaling.servicemonitor, which the calibration and
+    # the local autoscaling loop use without a cluster) must label the same pod's series as the
+    # operator's job does: a Prometheus on its scrape job, against the same pod.
+    rendered = render(LOCAL_OVERLAYS / "cpu-hpa")
+    local_job = scrape_configs(rendered, [LocalTarget(f"{address}:8002", name)], "1s")
+    with LocalPrometheus(
+        {"scrape_configs": local_job}, work_dir=cluster.root / "local-prom"
+    ) as local:
+        emulated = wait_for(
+            "the local stand-in's series",
+            lambda: monitoring.query(local.url, f'nv_inference_count{{model="{ENSEMBLE}"}}'),
+            timeout=ARRIVAL_TIMEOUT_SECONDS, interval=1.0,
+        )[0]["metric"]  # fmt: skip
+    print(f"local stand-in's labels {json.dumps(emulated, sort_keys=True)}")
+    assert emulated == labels

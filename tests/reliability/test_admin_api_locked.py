@@ -3,6 +3,9 @@
 The server runs with the Deployment's own --http-restricted-api / --grpc-restricted-protocol
 flags (read from the rendered overlay, a test key in place of the Secret). Over gRPC, Triton
 2.51 expects the header under the name `triton-grpc-protocol-<key>`.
+
+On the real control plane, tests/e2e/test_publisher_rbac.py sees the same lock over HTTP through
+the pod proxy; this local server covers gRPC and each restricted API.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""A killed Python-backend stub: Triton's health endpoints miss it, the canary probe does not."""
+"""A killed Python-backend stub: Triton's health endpoints miss it, the canary probe does not.
+
+tests/e2e/test_liveness.py does the same to a real pod on the real control plane (out of the
+EndpointSlice, restarted by its liveness probe); what only this local replay checks: under load,
+no request fails once the replica is out, and the control with Triton's health endpoints as
+probes never takes it out.
+"""
 
 from __future__ import annotations
 

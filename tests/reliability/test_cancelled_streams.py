@@ -5,6 +5,8 @@ After cancelled ModelStreamInfer calls, SIGTERM finds "1 live models" until
 after 15.8 s; none, exit 0 after 3.8 s; docs/security.md). The edge routes no streaming
 method; inside the cluster the Deployment's arithmetic still bounds the stop: the drain's
 deadline plus the exit timeout stays under the grace period, so the kubelet never has to kill.
+
+Not in tests/e2e: it is Triton's own exit behaviour, measured on one local server.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The nginx here carries the same routes and limits as the shipped Ingress and Gat
 (lab.reliability.edge; tests/kubernetes/test_edge_limits.py checks the manifests against it).
 The last test shows why the edge matters: the same form-encoded body sent to Triton 2.51
 directly kills the process. It is pinned so that an upgrade that fixes the crash shows.
+
+Not in tests/e2e: `make cluster` runs no Gateway or Ingress controller (docs/cluster.md), so the
+edge is this nginx, rendered from the same limits as the manifests.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The `make reliability` hostile-input row, in a short version: no replica lost behind the edge,
-the replica lost without it."""
+the replica lost without it.
+
+Behind nginx, not tests/e2e: `make cluster` runs no Gateway or Ingress controller.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ mount namespace of its own, with a test-sized tmpfs on /dev/shm (root: `unshare 
 oversized requests grow the Python backend's shared-memory regions, which never shrink; once
 /dev/shm is full, larger valid requests fail with 500 while `/v2/health/ready` and a one-text
 canary still pass. The probe, with the manifest's `--shm-min-free-bytes`, fails.
+
+Not in tests/e2e: filling a pod's /dev/shm needs a test-sized tmpfs the Deployment does not have.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """The recording rules, as a team's overlay renders them (its own namespace, namePrefix and
 release), evaluated by a real Prometheus scraping a real Triton that serves a repository of two
-ensembles and a plain model under names the rules never mention."""
+ensembles and a plain model under names the rules never mention.
+
+The local series get the ServiceMonitor's labels from inference_tools.autoscaling.servicemonitor,
+which tests/e2e/test_monitoring.py holds equal to the real operator's on a real pod.
+"""
 
 from __future__ import annotations
 
