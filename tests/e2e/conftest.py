@@ -6,6 +6,7 @@ The driver and the pod runner live in tools/cluster (developer tooling, not the 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.checkout import CHECKOUT
+from tests.checkout import CHECKOUT, KUSTOMIZE_DIR
 
 sys.path.insert(0, str(CHECKOUT / "tools" / "cluster"))
 
@@ -121,3 +122,33 @@ def monitoring_crds(kubectl: Kubectl) -> list[str]:
 def cpu_release(kubectl: Kubectl) -> Iterator[None]:
     apply_release(kubectl, "cpu")
     yield
+
+
+# The publisher-rbac component's ServiceAccount.
+PUBLISHER_RBAC = KUSTOMIZE_DIR / "components" / "publisher-rbac"
+SERVICE_ACCOUNT = "triton-publisher"
+
+
+@pytest.fixture
+def publisher_kubeconfig(
+    kubectl: Kubectl, api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    # The component's own files, into the release's namespace (as an overlay listing it does).
+    for manifest in sorted(PUBLISHER_RBAC.glob("triton-publisher-*.yaml")):
+        kubectl.run("apply", "--server-side", f"--namespace={NAMESPACE}", "-f", str(manifest))
+    token = kubectl.run(
+        "create", "token", SERVICE_ACCOUNT, f"--namespace={NAMESPACE}", "--duration=10m"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {
+            "server": f"https://{api.host}:{api.port}", "certificate-authority": api.context_ca}}],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": SERVICE_ACCOUNT}}],
+        "current-context": "e2e",
+    }  # fmt: skip
+    path = tmp_path / "publisher.kubeconfig"
+    path.write_text(json.dumps(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path

@@ -12,39 +12,10 @@ import pytest
 from inference_tools.publishing.kubernetes_replicas import deployment_replicas, kubernetes_apis
 from kubecluster.kubeapi import KubeApi
 
-from tests.checkout import KUSTOMIZE_DIR
-from tests.e2e.conftest import ADMIN_KEY, NAMESPACE, Kubectl, wait_for
+from tests.e2e.conftest import ADMIN_KEY, NAMESPACE, wait_for
 from tests.e2e.test_readiness import pod_ready, triton_pods
 
 pytestmark = pytest.mark.e2e
-
-COMPONENT = KUSTOMIZE_DIR / "components" / "publisher-rbac"
-SERVICE_ACCOUNT = "triton-publisher"
-
-
-@pytest.fixture
-def publisher_kubeconfig(
-    kubectl: Kubectl, api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    # The component's own files, into the release's namespace (as an overlay listing it does).
-    for manifest in sorted(COMPONENT.glob("triton-publisher-*.yaml")):
-        kubectl.run("apply", "--server-side", f"--namespace={NAMESPACE}", "-f", str(manifest))
-    token = kubectl.run(
-        "create", "token", SERVICE_ACCOUNT, f"--namespace={NAMESPACE}", "--duration=10m"
-    ).stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "e2e", "cluster": {
-            "server": f"https://{api.host}:{api.port}", "certificate-authority": api.context_ca}}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": SERVICE_ACCOUNT}}],
-        "current-context": "e2e",
-    }  # fmt: skip
-    path = tmp_path / "publisher.kubeconfig"
-    path.write_text(json.dumps(config))
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    return path
 
 
 def test_publisher_reaches_each_replica_and_nothing_else(
