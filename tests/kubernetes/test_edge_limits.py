@@ -1,6 +1,6 @@
 """Every edge we ship routes only the public paths and carries the limits of lab.reliability.edge.
 
-The nginx stand-in of the fault tests (tests/reliability/test_hostile_edge.py) is rendered from
+The nginx stand-in of the fault tests (tests/lab/reliability/test_hostile_edge.py) is rendered from
 the same module, so what these tests pin in the manifests is what the fault tests exercise.
 """
 

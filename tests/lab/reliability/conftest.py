@@ -1,18 +1,9 @@
-"""Fixtures of the fault tests: the pod lifecycle the manifests describe, a scratch work dir."""
+"""Fixtures of the lab's fault scenarios: the nginx that stands in for the edge."""
 
 from __future__ import annotations
 
 import pytest
 from lab.reliability.nginx import nginx_binary
-from lab.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
-
-from tests.checkout import KUSTOMIZE_DIR
-
-
-@pytest.fixture(scope="session")
-def lifecycle() -> PodLifecycle:
-    """Shutdown and probe timings read from `kubectl kustomize kustomize/overlays/cpu`."""
-    return pod_lifecycle(kustomize_dir=KUSTOMIZE_DIR)
 
 
 @pytest.fixture(scope="session")
