@@ -9,7 +9,7 @@ import os
 
 from pod_hooks.model_roles import ADMIN_KEY_ENV, ModelRoles, roles_from_server
 
-from inference_tools.commands.options import add_model_repository
+from inference_tools.commands.options import add_model_repository, add_server_url
 from inference_tools.model_config import roles_from_folder
 
 DESCRIPTION = """\
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
     )
     add_model_repository(parser, help="repository folder to read (without --url)")
-    parser.add_argument("--url", help="read a running Triton instead (http://host:port)")
+    add_server_url(parser, help="read a running Triton instead (http://host:port)")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the table"
     )

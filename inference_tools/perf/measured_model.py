@@ -17,7 +17,7 @@ from inference_tools.perf import dataset
 
 
 @dataclass(frozen=True)
-class Target:
+class MeasuredModel:
     model: str
     input_data: Path | None  # None: perf_analyzer generates the inputs
     roles: ModelRoles
@@ -27,18 +27,18 @@ class Target:
         return self.model == self.roles.default_target()
 
 
-def resolve_target(
+def choose_measured_model(
     model_repository: Path,
     model: str | None,
     input_data_path: Path,
     texts: list[dataset.Text] | None = None,
-) -> Target:
+) -> MeasuredModel:
     """The named (or default) model, checked to exist, with its input data written if needed."""
     roles = roles_from_folder(model_repository)
     chosen = roles.select([model])[0] if model else roles.default_target()
     text_input = roles.text_input(chosen)
     if text_input is None:
-        return Target(chosen, None, roles)
+        return MeasuredModel(chosen, None, roles)
     texts = texts if texts is not None else dataset.generate_texts()
     dataset.write_json(dataset.triton_input_data(texts, text_input), input_data_path)
-    return Target(chosen, input_data_path, roles)
+    return MeasuredModel(chosen, input_data_path, roles)

@@ -74,15 +74,14 @@ def prometheus_for(
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_tools.perf.targets import resolve_target
+    from inference_tools.perf.measured_model import choose_measured_model
 
     rendered = rendered_settings.render(args.kustomization)
     expressions = calibrate.signal_expressions(rendered)
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    # "Target" in this module means the HPA/KEDA values it writes; this is what the load sends.
-    loaded = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
+    loaded = choose_measured_model(args.model_repository, args.model, out_dir / "input-data.json")
     with server_under_load(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
             model=loaded.model,

@@ -1,118 +1,76 @@
-"""`inference-tools perf`: measure a running server with perf_analyzer; the perf Job's data set.
-
-The benchmark study against the baselines (`perf run`, `perf tune`, `perf report`) is the lab's:
-`python -m lab perf`.
-"""
+"""`inference-tools perf measure`: measure a running server with perf_analyzer, level by level."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from inference_tools.commands.options import add_measured_model, add_model_repository
-from inference_tools.paths import KUSTOMIZE_DIR, RESULTS_DIR
+from inference_tools.commands.options import (
+    add_measured_model,
+    add_model_repository,
+    add_server_url,
+    comma_separated_ints,
+)
+from inference_tools.paths import RESULTS_DIR
 
-# The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
-PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 DEFAULT_MEASURE_OUT = RESULTS_DIR / "measure"
 
 DESCRIPTION = """\
-Measure a served model with perf_analyzer:
-
-  measure  a running Triton at each load level: throughput, latency, server queue and compute
-  dataset  write the benchmark's texts as perf_analyzer --input-data JSON (the perf Job's)
-
-Run `inference-tools perf ACTION --help` for the options of each. The benchmark study against
-the in-process and microservice baselines runs from a checkout: `make perf`.
-"""
-
-MEASURE_HELP = """\
 Measure a running Triton with perf_analyzer, one run per concurrency level: throughput, client
 latency percentiles, and the server's queue and compute time per request. The model is --model,
 else the repository's first ensemble clients call; a model taking one text per request gets the
 benchmark's texts, any other perf_analyzer's generated data. perf_analyzer's CSVs go into --out.
 """
-MEASURE_EXAMPLES = """\
+EXAMPLES = """\
 Examples:
   inference-tools perf measure --url 127.0.0.1:8000
   inference-tools perf measure --url 10.0.0.7:8001 --protocol grpc --concurrency 1,8,32
   inference-tools perf measure --url 127.0.0.1:8000 --duration-ms 8000 --stability-percentage 50
 """
 
-DATASET_HELP = """\
-Write the benchmark's texts as a perf_analyzer --input-data JSON file. The texts come from a
-fixed seed, so the file is the same on every run; the default output is the copy the Kubernetes
-perf Job mounts (a ConfigMap takes files from inside its kustomization only).
-"""
-DATASET_EXAMPLES = """\
-Examples:
-  inference-tools perf dataset                          # refresh the Kubernetes Job's data set
-  inference-tools perf dataset /tmp/input_data.json
-"""
 
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "perf",
-        help="measure a running Triton; the perf Job's data set (the benchmark study: make perf)",
-        description=DESCRIPTION,
-    )
-    commands = parser.add_subparsers(dest="perf_command", metavar="ACTION", required=True)
-    measure = commands.add_parser(
+def register(actions: argparse._SubParsersAction) -> None:
+    parser = actions.add_parser(
         "measure",
         help="measure a running Triton at each load level",
-        description=MEASURE_HELP,
-        epilog=MEASURE_EXAMPLES,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
     )
-    measure.add_argument("--url", required=True, help="Triton's HTTP or gRPC host:port")
-    measure.add_argument(
+    add_server_url(parser, help="Triton's HTTP or gRPC host:port", required=True)
+    parser.add_argument(
         "--protocol",
         choices=("http", "grpc"),
         default="http",
         help="the protocol --url speaks",
     )
-    add_measured_model(measure)
-    add_model_repository(measure, help="the served repository's configs: the model and its inputs")
-    measure.add_argument(
+    add_measured_model(parser)
+    add_model_repository(parser, help="the served repository's configs: the model and its inputs")
+    parser.add_argument(
         "--concurrency",
-        type=_levels,
+        type=comma_separated_ints,
         default=(1, 4, 16),
         metavar="LEVELS",
         help="requests in flight at each level, comma-separated",
     )
-    measure.add_argument(
+    parser.add_argument(
         "--duration-ms", type=int, default=4000, help="perf_analyzer measurement window, in ms"
     )
-    measure.add_argument(
+    parser.add_argument(
         "--stability-percentage",
         type=float,
         default=30.0,
         help="perf_analyzer's bound on how much the last windows may differ; a busy machine "
         "needs more (or longer windows)",
     )
-    measure.add_argument(
+    parser.add_argument(
         "--out", type=Path, default=DEFAULT_MEASURE_OUT, help="folder for perf_analyzer's CSVs"
     )
-    measure.set_defaults(func=measure_command)
-    data = commands.add_parser(
-        "dataset",
-        help="write the data set as perf_analyzer --input-data JSON (reproducible)",
-        description=DATASET_HELP,
-        epilog=DATASET_EXAMPLES,
-    )
-    data.add_argument(
-        "output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA, help="JSON file to write"
-    )
-    data.set_defaults(func=dataset_command)
+    parser.set_defaults(func=run)
 
 
-def _levels(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
-
-
-def measure_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from inference_tools.perf.measured_model import choose_measured_model
     from inference_tools.perf.perf_analyzer import (
         LoadLevel,
         Measurement,
@@ -120,11 +78,10 @@ def measure_command(args: argparse.Namespace) -> int:
         PerfAnalyzerSettings,
         sweep,
     )
-    from inference_tools.perf.targets import resolve_target
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    loaded = resolve_target(args.model_repository, args.model, out / "input-data.json")
+    loaded = choose_measured_model(args.model_repository, args.model, out / "input-data.json")
     settings = PerfAnalyzerSettings(
         model=loaded.model,
         url=args.url,
@@ -158,11 +115,3 @@ def measure_command(args: argparse.Namespace) -> int:
     sweep(settings, levels, out, loaded.model, on_done=show)
     print(f"perf_analyzer's CSVs and logs: {out}")
     return 1 if failed else 0
-
-
-def dataset_command(args: argparse.Namespace) -> int:
-    from inference_tools.perf import dataset
-
-    path = dataset.write_json(dataset.triton_input_data(dataset.generate_texts()), args.output)
-    print(f"wrote {path}")
-    return 0
