@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         calibration=calibration,
         caps=rendered_settings.adapter_metric_caps(rendered),
+        windows_s=rendered_settings.adapter_metric_windows(rendered),
         seeds=seeds,
         oracle_headroom=sim.SHIPPED_HEADROOM,
     )
