@@ -344,27 +344,14 @@ def render_markdown(
         "## Throughput at saturation",
         "",
     ]
-    sat_rows = []
-    best = saturation(triton)
-    if best is not None:
-        sat_rows.append(
-            [
-                "Triton ensemble",
-                f"{best.throughput_per_s:.1f}",
-                f"c{best.level.value:g}",
-                _ms(best.p(99)),
-            ]
+    sat_rows = [
+        [system, f"{best.throughput_per_s:.1f}", f"c{best.level.value:g}", _ms(best.p(99))]
+        for system, best in (
+            ("Triton ensemble", saturation(triton)),
+            ("FastAPI microservice", saturation(microservice)),
         )
-    ms_best = saturation(microservice)
-    if ms_best is not None:
-        sat_rows.append(
-            [
-                "FastAPI microservice",
-                f"{ms_best.throughput_per_s:.1f}",
-                f"c{ms_best.level.value:g}",
-                _ms(ms_best.p(99)),
-            ]
-        )
+        if best is not None
+    ]
     floor = inprocess_best_batch(inprocess)
     if floor is not None:
         sat_rows.append(

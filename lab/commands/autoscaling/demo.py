@@ -113,16 +113,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=KUSTOMIZE_DIR,
         help="kustomize folder whose overlays/cpu-hpa and cpu-keda the loop runs",
     )
-    parser.add_argument(
-        "--hpa-kustomization",
-        type=Path,
-        help="another kustomization for the HPA path (default: overlays/cpu-hpa, loop settings)",
-    )
-    parser.add_argument(
-        "--keda-kustomization",
-        type=Path,
-        help="another kustomization for the KEDA path (default: overlays/cpu-keda, loop settings)",
-    )
+    for path in ("hpa", "keda"):
+        parser.add_argument(
+            f"--{path}-kustomization",
+            type=Path,
+            help=f"another kustomization for the {path.upper()} path (default: "
+            f"overlays/cpu-{path}, loop settings)",
+        )
     parser.add_argument("--no-keda", action="store_true", help="only the HPA path")
     phases = parser.add_argument_group(
         "load phases", "low load, then high load (the step), then none until back at the minimum"
