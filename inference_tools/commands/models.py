@@ -38,7 +38,7 @@ def summary(roles: ModelRoles, canaries: bool) -> dict:
         "entry_models": list(roles.entry_models),
         "ensembles": list(roles.ensembles),
         "composing": list(roles.composing),
-        "default_target": roles.default_target(),
+        "default_target": roles.default_measured_model(),
     }
     if canaries:
         document["canaries"] = {m: roles.canary_request(m) for m in roles.entry_models}

@@ -1,8 +1,9 @@
 """Which model a benchmark or a calibration loads, and the requests it sends, from the repository.
 
-The model is the one named, else the repository's default target (`model_roles`). A model that
-takes one text per request gets the benchmark's text data set under its own input name; any
-other model gets perf_analyzer's generated data, shaped from the model's metadata.
+The model is the one named, else the repository's default (`default_measured_model` of
+`model_roles`). A model that takes one text per request gets the benchmark's text data set under
+its own input name; any other model gets perf_analyzer's generated data, shaped from the model's
+metadata.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class MeasuredModel:
 
     @property
     def is_default(self) -> bool:
-        return self.model == self.roles.default_target()
+        return self.model == self.roles.default_measured_model()
 
 
 def choose_measured_model(
@@ -35,7 +36,7 @@ def choose_measured_model(
 ) -> MeasuredModel:
     """The named (or default) model, checked to exist, with its input data written if needed."""
     roles = roles_from_folder(model_repository)
-    chosen = roles.select([model])[0] if model else roles.default_target()
+    chosen = roles.select([model])[0] if model else roles.default_measured_model()
     text_input = roles.text_input(chosen)
     if text_input is None:
         return MeasuredModel(chosen, None, roles)

@@ -153,7 +153,7 @@ class LoadGenerator:
     def __init__(self, server: LocalTritonServer, work_dir: Path) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
-        # The repository's default target (model_roles), with its own inputs.
+        # The repository's default measured model (model_roles), with its own inputs.
         self.measured = choose_measured_model(
             server.model_repository, None, work_dir / "input-data.json"
         )

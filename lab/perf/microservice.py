@@ -23,8 +23,8 @@ from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
+from inference_tools.commands.options import add_model_repository
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
-from inference_tools.paths import MODEL_REPOSITORY
 from inference_tools.subprocesses import ManagedService, answers, stop_process, wait_until_ready
 from pydantic import BaseModel
 
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default=LOOPBACK)
-    parser.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    add_model_repository(parser, help="repository whose embedding pipeline the service runs")
     parser.add_argument(
         "--workers",
         type=int,

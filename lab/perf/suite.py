@@ -68,7 +68,7 @@ class SuiteOptions:
     out_dir: Path
     model_repository: Path
     url: str | None = None  # None: start a local server on free ports
-    model: str | None = None  # None: the repository's default target (model_roles)
+    model: str | None = None  # None: the repository's default measured model (model_roles)
     protocol: str = "http"
     metrics_url: str | None = None
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -174,7 +174,7 @@ class Suite:
             options.model_repository, options.model, self.raw / "input_data.json", self.texts
         )
         if options.baselines and not self.measured.is_default:
-            # The in-process pipeline and the microservice reproduce the default target only.
+            # The in-process pipeline and the microservice reproduce the default model only.
             self.options = replace(options, baselines=False)
             self.errors.append(f"{self.measured.model}: measured without the baselines")
 
