@@ -12,6 +12,7 @@ from pod_hooks.model_roles import ADMIN_KEY_ENV, ModelRoles, roles_from_server
 from inference_tools.commands.options import add_model_repository, add_server_url
 from inference_tools.model_config import roles_from_folder
 
+SUMMARY = "list entry models, ensembles and composing models of a repository or a server"
 DESCRIPTION = """\
 List the roles of the models in a repository folder (default) or on a running Triton (--url),
 as the probe, the benchmarks, calibration and publishing derive them from the configs:
@@ -60,13 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "models",
-        help="list entry models, ensembles and composing models of a repository or a server",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="repository folder to read (without --url)")
     add_server_url(parser, help="read a running Triton instead (http://host:port)")
     parser.add_argument(
@@ -77,4 +72,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --json: add each entry model's canary request (what the probe sends)",
     )
-    parser.set_defaults(func=run)

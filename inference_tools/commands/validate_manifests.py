@@ -9,6 +9,8 @@ from pathlib import Path
 from inference_tools.manifests import validation
 from inference_tools.paths import KUSTOMIZE_DIR
 
+SUMMARY = "render every kustomize overlay and validate it offline (schemas, CRDs, checkov)"
+DESCRIPTION = validation.__doc__
 EXAMPLES = """\
 Examples:
   inference-tools validate-manifests          # ./kustomize, with the tools of make manifest-tools
@@ -28,13 +30,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "validate-manifests",
-        help="render every kustomize overlay and validate it offline (schemas, CRDs, checkov)",
-        description=validation.__doc__,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kustomize-dir",
         type=Path,
@@ -54,4 +50,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder of validate.mjs with the CRD models installed beside it by `npm ci` "
         "(`make manifest-tools`); the default is the copy in this package",
     )
-    parser.set_defaults(func=run)

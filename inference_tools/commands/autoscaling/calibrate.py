@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY = "sweep load, find where p95 crosses the objective, write the HPA/KEDA targets"
 DESCRIPTION = f"""\
 Sweep the load on one Triton (the local one, or --grpc-url) with perf_analyzer, compute the
 queue time per request, pending requests and request rate at each level with the rendered
@@ -141,13 +142,7 @@ Examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "calibrate",
-        help="sweep load, find where p95 crosses the objective, write the HPA/KEDA targets",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--objective-ms",
         type=float,
@@ -226,4 +221,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for the measurements: perf_analyzer's files, the input data, the local "
         "Prometheus' data",
     )
-    parser.set_defaults(func=run)

@@ -6,11 +6,9 @@ run`, `perf tune`, `perf report`) is the lab's: `python -m lab perf`.
 
 from __future__ import annotations
 
-import argparse
-
-from inference_tools.command_parser import add_command_group
 from inference_tools.commands.perf import dataset, measure
 
+SUMMARY = "measure a running Triton; the perf Job's data set (the benchmark study: make perf)"
 ACTIONS = [measure, dataset]
 
 DESCRIPTION = """\
@@ -22,13 +20,3 @@ Measure a served model with perf_analyzer:
 Run `inference-tools perf ACTION --help` for the options of each. The benchmark study against
 the in-process and microservice baselines runs from a checkout: `make perf`.
 """
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    add_command_group(
-        subparsers,
-        "perf",
-        help="measure a running Triton; the perf Job's data set (the benchmark study: make perf)",
-        description=DESCRIPTION,
-        modules=ACTIONS,
-    )

@@ -10,6 +10,7 @@ from inference_tools.paths import KUSTOMIZE_DIR
 # The Kubernetes Job's copy: a ConfigMap can only take files from inside its kustomization.
 PERF_JOB_INPUT_DATA = KUSTOMIZE_DIR / "components" / "perf-job" / "input_data.json"
 
+SUMMARY = "write the data set as perf_analyzer --input-data JSON (reproducible)"
 DESCRIPTION = """\
 Write the benchmark's texts as a perf_analyzer --input-data JSON file. The texts come from a
 fixed seed, so the file is the same on every run; the default output is the copy the Kubernetes
@@ -22,17 +23,10 @@ Examples:
 """
 
 
-def register(actions: argparse._SubParsersAction) -> None:
-    parser = actions.add_parser(
-        "dataset",
-        help="write the data set as perf_analyzer --input-data JSON (reproducible)",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "output", type=Path, nargs="?", default=PERF_JOB_INPUT_DATA, help="JSON file to write"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

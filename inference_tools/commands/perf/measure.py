@@ -16,6 +16,7 @@ from inference_tools.paths import RESULTS_DIR
 
 DEFAULT_MEASURE_OUT = RESULTS_DIR / "measure"
 
+SUMMARY = "measure a running Triton at each load level"
 DESCRIPTION = """\
 Measure a running Triton with perf_analyzer, one run per concurrency level: throughput, client
 latency percentiles, and the server's queue and compute time per request. The model is --model,
@@ -30,13 +31,7 @@ Examples:
 """
 
 
-def register(actions: argparse._SubParsersAction) -> None:
-    parser = actions.add_parser(
-        "measure",
-        help="measure a running Triton at each load level",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_url(parser, help="Triton's HTTP or gRPC host:port", required=True)
     parser.add_argument(
         "--protocol",
@@ -66,7 +61,6 @@ def register(actions: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_MEASURE_OUT, help="folder for perf_analyzer's CSVs"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

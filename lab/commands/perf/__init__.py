@@ -6,12 +6,9 @@ tooling's `inference-tools perf measure`.
 
 from __future__ import annotations
 
-import argparse
-
-from inference_tools.command_parser import add_command_group
-
 from lab.commands.perf import report, run, tune
 
+SUMMARY = "benchmark Triton against the in-process and microservice baselines"
 ACTIONS = [run, tune, report]
 
 DESCRIPTION = """\
@@ -23,13 +20,3 @@ Benchmark a served model with perf_analyzer, next to the baselines it is compare
 
 Run `python -m lab perf ACTION --help` for the options of each.
 """
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    add_command_group(
-        subparsers,
-        "perf",
-        help="benchmark Triton against the in-process and microservice baselines",
-        description=DESCRIPTION,
-        modules=ACTIONS,
-    )

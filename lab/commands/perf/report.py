@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+SUMMARY = "write the report of an existing results folder"
 DESCRIPTION = """\
 Write report.md, results.csv, breakdown.csv and the plots again from the measurements under
 RESULTS/raw: a folder that `perf run` wrote, or one unpacked from the CSVs the Kubernetes perf
@@ -18,17 +19,10 @@ Examples:
 """
 
 
-def register(actions: argparse._SubParsersAction) -> None:
-    parser = actions.add_parser(
-        "report",
-        help="write the report of an existing results folder",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "results", type=Path, help="results folder; its raw/ holds the measurements"
     )
-    parser.set_defaults(func=run)
 
 
 def print_report(report: Any) -> None:

@@ -20,6 +20,7 @@ from lab.commands.perf.report import print_report
 
 DEFAULT_OUT = RESULTS_DIR / "latest"
 
+SUMMARY = "measure, then write the report"
 DESCRIPTION = """\
 Measure a model with perf_analyzer (concurrency sweep, constant and Poisson request rates,
 server-side queue and compute per composing model): --model, else the repository's first
@@ -42,10 +43,7 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
 
 
-def register(actions: argparse._SubParsersAction) -> None:
-    parser = actions.add_parser(
-        "run", help="measure, then write the report", description=DESCRIPTION, epilog=EXAMPLES
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_url(
         parser, help="Triton to measure (host:port of HTTP or gRPC); default: start a local server"
     )
@@ -122,7 +120,6 @@ def register(actions: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a short run (about a minute) that exercises every part; its numbers mean little",
     )
-    parser.set_defaults(func=run)
 
 
 def _is_local(url: str | None) -> bool:

@@ -13,6 +13,7 @@ from lab.commands.perf.local_servers import prepare_local_servers
 
 DEFAULT_TUNING_OUT = RESULTS_DIR / "tuning"
 
+SUMMARY = "compare encoder instance counts and thread settings, served side by side"
 DESCRIPTION = """\
 Serve the ensemble once per encoder variant (INSTANCESxTHREADS: instance_group count and ONNX
 Runtime intra_op_thread_count of minilm, nothing else changed), all at once on free ports, and
@@ -27,13 +28,7 @@ Examples:
 """
 
 
-def register(actions: argparse._SubParsersAction) -> None:
-    parser = actions.add_parser(
-        "tune",
-        help="compare encoder instance counts and thread settings, served side by side",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         default=None,
@@ -53,7 +48,6 @@ def register(actions: argparse._SubParsersAction) -> None:
     )
     add_model_repository(parser, help="repository whose ensemble each variant serves")
     parser.add_argument("--out", type=Path, default=DEFAULT_TUNING_OUT, help="results folder")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
