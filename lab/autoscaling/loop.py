@@ -154,14 +154,14 @@ class LoadGenerator:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
         # The repository's default measured model (model_roles), with its own inputs.
-        self.measured = choose_measured_model(
+        self.measured_model = choose_measured_model(
             server.model_repository, None, work_dir / "input-data.json"
         )
         self.settings = PerfAnalyzerSettings(
-            model=self.measured.model,
+            model=self.measured_model.model,
             url=server.grpc_url,
             protocol="grpc",
-            input_data=self.measured.input_data,
+            input_data=self.measured_model.input_data,
             # One long window: the phase ends it, not perf_analyzer's stability search.
             measurement_interval_ms=3_600_000,
             max_trials=1,
@@ -307,7 +307,7 @@ def run_loop(
                         throughput_per_s=_scalar(
                             prometheus,
                             "sum(rate(nv_inference_request_success"
-                            f'{{model="{load.measured.model}"}}[5s]))',
+                            f'{{model="{load.measured_model.model}"}}[5s]))',
                         ),
                         queue_time_per_request_us=_first(pod_values.get(queue_metric)),
                         pending_requests=_first(pod_values.get(pending_metric)),

@@ -170,23 +170,23 @@ class Suite:
         self.microservice_settings = ""
         self.floor_threads = FLOOR_THREADS[0]
         self.progress: Progress | None = None
-        self.measured = choose_measured_model(
+        self.measured_model = choose_measured_model(
             options.model_repository, options.model, self.raw / "input_data.json", self.texts
         )
-        if options.baselines and not self.measured.is_default:
+        if options.baselines and not self.measured_model.is_default:
             # The in-process pipeline and the microservice reproduce the default model only.
             self.options = replace(options, baselines=False)
-            self.errors.append(f"{self.measured.model}: measured without the baselines")
+            self.errors.append(f"{self.measured_model.model}: measured without the baselines")
 
     # -- the pieces -----------------------------------------------------------------------
 
     def _settings(self, url: str, **changes: Any) -> PerfAnalyzerSettings:
         o = self.options
         base = PerfAnalyzerSettings(
-            model=self.measured.model,
+            model=self.measured_model.model,
             url=url,
             protocol=o.protocol,
-            input_data=self.measured.input_data,
+            input_data=self.measured_model.input_data,
             measurement_interval_ms=o.measurement_interval_ms,
             measurement_request_count=o.measurement_request_count,
             stability_percentage=o.stability_percentage,
@@ -319,8 +319,8 @@ class Suite:
         # A report is built from every file in raw/: files of an earlier run must not join in.
         shutil.rmtree(self.raw, ignore_errors=True)
         o.out_dir.mkdir(parents=True, exist_ok=True)
-        self.measured = choose_measured_model(
-            o.model_repository, self.measured.model, self.raw / "input_data.json", self.texts
+        self.measured_model = choose_measured_model(
+            o.model_repository, self.measured_model.model, self.raw / "input_data.json", self.texts
         )
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
@@ -345,7 +345,7 @@ class Suite:
                 before = _statistics(url, o.protocol)
                 self._closed_loops(url, ms_settings)
                 stats = _statistics(url, o.protocol)
-                batched = _busiest_step(before, stats, self.measured)
+                batched = _busiest_step(before, stats, self.measured_model)
                 after = _batch_counts(stats, batched)
                 before = _batch_counts(before, batched)
                 info["server_batch_sizes_model"] = batched
@@ -487,7 +487,7 @@ class Suite:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}",
             "triton_url": url if o.url else f"{url} (local server started by this run)",
-            "model": self.measured.model,
+            "model": self.measured_model.model,
             "protocol": o.protocol,
             "perf_analyzer": (
                 f"measurement window {o.measurement_interval_ms} ms, stability "
@@ -498,7 +498,7 @@ class Suite:
             "dataset": (
                 f"{len(self.texts)} texts, "
                 + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-                if self.measured.input_data is not None
+                if self.measured_model.input_data is not None
                 else "perf_analyzer's generated inputs, shaped as the model's config says"
             ),
             "command": o.command or shlex.join(sys.argv),
