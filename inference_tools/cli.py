@@ -1,13 +1,16 @@
 """`inference-tools`: the project's single command-line entry point.
 
-Each command lives in `inference_tools/commands/`, in a module named after it (a group of
-commands in a package: `commands/autoscaling/<action>.py` is `inference-tools autoscaling
-<action>`). Each exposes `register(subparsers)`; the parser it adds sets `func`, which receives
-the parsed arguments and returns the exit status, and has an epilog of examples. The modules
-parse options and call the feature packages (`perf/`, `publishing/`, `autoscaling/`, ...), which
-hold the logic. Every parser is a `command_parser.CommandParser`: the help format (defaults
-shown) and the global options live there. The lab's commands (benchmark study, simulation, fault
-runs) are `python -m lab` from a checkout, never in this package.
+Each command lives in `inference_tools/commands/`, in the module named after it: the parser
+takes its name from the module (`commands/build_models.py` is `build-models`; a group of
+commands is a package, `commands/autoscaling/<action>.py` is `inference-tools autoscaling
+<action>`). Each module has `SUMMARY`, `DESCRIPTION`, `EXAMPLES` (the epilog),
+`add_arguments(parser)` and `run(args)`, which returns the exit status; a group's package, or a
+pod hook run as a command, has `register(subparsers)` instead (`command_parser.add_command`).
+The modules parse options and call the feature packages (`perf/`, `publishing/`,
+`autoscaling/`, ...), which hold the logic. Every parser is a `command_parser.CommandParser`:
+the help format (defaults shown) and the global options live there. The lab's commands
+(benchmark study, simulation, fault runs) are `python -m lab` from a checkout, never in this
+package.
 """
 
 from __future__ import annotations

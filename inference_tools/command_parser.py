@@ -92,27 +92,47 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def command_tree(prog: str, description: str, modules: Sequence[ModuleType]) -> CommandParser:
-    """A top-level parser with one command per module (each `module.register(subparsers)`):
+    """A top-level parser with one command per module (`add_command`):
     `inference-tools`, and the lab's `python -m lab`."""
     parser = CommandParser(prog=prog, description=description, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in modules:
-        module.register(subparsers)
+        add_command(subparsers, module)
     return parser
 
 
-def add_command_group(
-    subparsers: argparse._SubParsersAction,
-    name: str,
-    help: str,
-    description: str,
-    modules: Sequence[ModuleType],
-) -> None:
-    """A command whose actions are modules of a package (`autoscaling calibrate`, ...)."""
-    parser = subparsers.add_parser(name, help=help, description=description)
-    actions = parser.add_subparsers(dest=f"{name}_action", metavar="ACTION", required=True)
-    for module in modules:
-        module.register(actions)
+def command_name(module: ModuleType) -> str:
+    """A command is named after its module: `commands/build_models.py` is `build-models`."""
+    return module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def add_command(subparsers: argparse._SubParsersAction, module: ModuleType) -> None:
+    """The command `module` carries: `SUMMARY` (its line in the parent's help), `DESCRIPTION`,
+    `EXAMPLES` (the epilog), `add_arguments(parser)` and `run(args)`, which returns the exit
+    status. A group of commands is a package with `SUMMARY`, `DESCRIPTION` and `ACTIONS`, its
+    commands' modules (`autoscaling calibrate`, ...). A module with `register(subparsers)` adds
+    itself: a pod hook run as a command (`add_module_command`)."""
+    if hasattr(module, "register"):
+        module.register(subparsers)
+        return
+    if hasattr(module, "ACTIONS"):
+        group = subparsers.add_parser(
+            command_name(module), help=module.SUMMARY, description=module.DESCRIPTION
+        )
+        actions = group.add_subparsers(
+            dest=f"{command_name(module)}_action", metavar="ACTION", required=True
+        )
+        for action in module.ACTIONS:
+            add_command(actions, action)
+        return
+    parser = subparsers.add_parser(
+        command_name(module),
+        help=module.SUMMARY,
+        description=module.DESCRIPTION,
+        epilog=module.EXAMPLES,
+    )
+    module.add_arguments(parser)
+    parser.set_defaults(func=module.run)
 
 
 def add_module_command(

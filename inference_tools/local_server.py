@@ -7,7 +7,6 @@ import logging
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -236,24 +235,22 @@ class LocalTritonServer(ManagedService):
         return self._get_status(f"http://{self.http_url}/v2/health/ready") == 200
 
     def wait_until_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ServerStartError(
-                    f"tritonserver exited with status {self.process.returncode} while starting.\n"
-                    f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            if self.is_ready():
-                LOG.info(
-                    "tritonserver ready: HTTP %s, gRPC %s, metrics %s",
-                    self.http_url,
-                    self.grpc_url,
-                    self.metrics_url,
-                )
-                return
-            time.sleep(0.25)
+        why = subprocesses.wait_until_ready(self.is_ready, self.process, timeout_s)
+        if why is None:
+            LOG.info(
+                "tritonserver ready: HTTP %s, gRPC %s, metrics %s",
+                self.http_url,
+                self.grpc_url,
+                self.metrics_url,
+            )
+            return
+        if self.process is not None and self.process.poll() is not None:
+            raise ServerStartError(
+                f"tritonserver {why} while starting.\n"
+                f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+            )
         raise ServerStartError(
-            f"tritonserver was not ready after {timeout_s:.0f}s. "
+            f"tritonserver was {why}. "
             f"Models not ready: {self.models_not_ready() or 'unknown'}.\n"
             f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )

@@ -3,7 +3,7 @@
 The lab is not in the tooling's wheel: it runs from a checkout, through the Makefile (`make
 perf`, `make perf-tune`, `make simulate`, `make autoscale-demo`, `make reliability`). Its
 commands follow the tooling's rules (`inference_tools.cli`): one module per command in
-`lab/commands/`, each with `register(subparsers)`, and they run the way the tooling's do.
+`lab/commands/`, named after it, and they run the way the tooling's do.
 """
 
 from __future__ import annotations

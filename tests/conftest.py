@@ -1,5 +1,6 @@
 """Fixtures every test folder shares: the built model repository, one real Triton serving it for
-the whole session, clients to it; and what happens where a Debian package is missing."""
+the whole session, clients to it, the pod lifecycle the manifests describe; and what happens
+where a Debian package is missing."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.system_packages import SystemPackageMissing
+from lab.reliability.pod_lifecycle import PodLifecycle, pod_lifecycle
 
-from tests.checkout import MODEL_REPOSITORY
+from tests.checkout import KUSTOMIZE_DIR, MODEL_REPOSITORY
 from tests.clients import client_for
 
 
@@ -23,6 +25,12 @@ def model_repository() -> Path:
 
     build_repository_models(MODEL_REPOSITORY)
     return MODEL_REPOSITORY
+
+
+@pytest.fixture(scope="session")
+def lifecycle() -> PodLifecycle:
+    """Shutdown and probe timings read from `kubectl kustomize kustomize/overlays/cpu`."""
+    return pod_lifecycle(kustomize_dir=KUSTOMIZE_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ QUEUE_HEADROOM = 1.0
 REQUEST_RATE_HEADROOM = 0.9
 # What perf_analyzer prints when Triton's queue policy refuses requests.
 OVERLOAD_SIGNS = ("Request timeout expired", "Exceeds maximum queue size", "UNAVAILABLE")
-# A range selector, or a subquery's range and step (`[30s:15s]`).
-_RANGE = re.compile(r"\[\d+[smh](:\d+[smh])?\]")
 
 
 class CalibrationError(RuntimeError):
@@ -91,7 +88,9 @@ def over_window(expression: str, seconds: float) -> str:
     """A rule expression with every range selector set to `seconds`; a subquery steps every
     second, so that even a short level holds enough of its points."""
     window = f"{max(2, round(seconds))}s"
-    return _RANGE.sub(lambda m: f"[{window}:1s]" if m.group(1) else f"[{window}]", expression)
+    return rendered_settings.RANGE_SELECTOR.sub(
+        lambda m: f"[{window}:1s]" if m.group(3) else f"[{window}]", expression
+    )
 
 
 def signal_expressions(rendered: Render) -> dict[str, str]:

@@ -121,6 +121,36 @@ def adapter_metric_caps(rendered: Render) -> dict[str, SignalCap]:
     return {r.metric_name: caps[r.series] for r in adapter_rules(rendered) if r.series in caps}
 
 
+# A range selector, `[45s]`, `[1m]`, or a subquery's range and step, `[30s:15s]`: the number,
+# the unit and (for a subquery) the step.
+RANGE_SELECTOR = re.compile(r"\[(\d+)([smh])(:\d+[smh])?\]")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+_SERIES_NAME = re.compile(r"[A-Za-z_:][\w:]*")
+
+
+def _windows_s(recorded: Mapping[str, str], series: str) -> set[float]:
+    """The ranges a recorded series is computed over: those in its expression, and those of the
+    recorded series it reads (a cap reads the series it caps, and a constant with none)."""
+    expression = recorded[series]
+    windows = {float(n) * _UNIT_SECONDS[u] for n, u, _ in RANGE_SELECTOR.findall(expression)}
+    for name in set(_SERIES_NAME.findall(expression)) & set(recorded) - {series}:
+        windows |= _windows_s(recorded, name)
+    return windows
+
+
+def adapter_metric_windows(rendered: Render) -> dict[str, float]:
+    """Seconds of the range each metric the HPA reads (via the adapter) is computed over, read
+    from the rendered recording rules; a series computed over several ranges is refused."""
+    recorded = recording_rules(rendered)
+    windows = {}
+    for rule in adapter_rules(rendered):
+        found = _windows_s(recorded, rule.series)
+        if len(found) != 1:
+            raise ManifestError(f"{rule.series}: not one range but {sorted(found) or 'none'}")
+        windows[rule.metric_name] = found.pop()
+    return windows
+
+
 @dataclass(frozen=True)
 class AdapterRule:
     """One prometheus-adapter discovery rule, reduced to what the loop needs."""

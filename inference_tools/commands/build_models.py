@@ -13,6 +13,7 @@ from inference_tools.model_artifacts import (
 )
 from inference_tools.repository_builds import build_repository_models
 
+SUMMARY = "build the encoder, tokenizer and digit classifier files the repository needs"
 DESCRIPTION = f"""\
 Build the model files that the Triton model repository does not keep in git, from the
 all-MiniLM-L6-v2 weights of the installed package {MODEL_REQUIREMENT}:
@@ -39,17 +40,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "build-models",
-        help="build the encoder, tokenizer and digit classifier files the repository needs",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="model repository to write into")
     parser.add_argument(
         "--force",
         action="store_true",
         help="rebuild even when the stamp says the files are up to date",
     )
-    parser.set_defaults(func=run)

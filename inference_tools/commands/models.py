@@ -9,9 +9,10 @@ import os
 
 from pod_hooks.model_roles import ADMIN_KEY_ENV, ModelRoles, roles_from_server
 
-from inference_tools.commands.options import add_model_repository
+from inference_tools.commands.options import add_model_repository, add_server_url
 from inference_tools.model_config import roles_from_folder
 
+SUMMARY = "list entry models, ensembles and composing models of a repository or a server"
 DESCRIPTION = """\
 List the roles of the models in a repository folder (default) or on a running Triton (--url),
 as the probe, the benchmarks, calibration and publishing derive them from the configs:
@@ -38,7 +39,7 @@ def summary(roles: ModelRoles, canaries: bool) -> dict:
         "entry_models": list(roles.entry_models),
         "ensembles": list(roles.ensembles),
         "composing": list(roles.composing),
-        "default_target": roles.default_target(),
+        "default_target": roles.default_measured_model(),
     }
     if canaries:
         document["canaries"] = {m: roles.canary_request(m) for m in roles.entry_models}
@@ -60,15 +61,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "models",
-        help="list entry models, ensembles and composing models of a repository or a server",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="repository folder to read (without --url)")
-    parser.add_argument("--url", help="read a running Triton instead (http://host:port)")
+    add_server_url(parser, help="read a running Triton instead (http://host:port)")
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object instead of the table"
     )
@@ -77,4 +72,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --json: add each entry model's canary request (what the probe sends)",
     )
-    parser.set_defaults(func=run)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from inference_tools.commands.rollout_options import (
     add_server_options,
@@ -16,7 +15,8 @@ from inference_tools.commands.rollout_options import (
 from inference_tools.publishing.publisher import publish
 from inference_tools.publishing.sources import read_model_source
 
-PUBLISH_HELP = """\
+SUMMARY = "validate a model, publish it to the model store and roll it out"
+DESCRIPTION = """\
 Publish one or more models to a Triton model store and switch every server to the new version.
 
 Each MODEL is a model folder as in model_repository/ (config.pbtxt and version folders; the
@@ -33,7 +33,7 @@ Servers must run with --model-control-mode=explicit. The repository API key (Tri
 from the command line. S3 credentials come from the standard AWS chain (AWS_* variables,
 ~/.aws, instance or pod roles).
 """
-PUBLISH_EXAMPLES = """\
+EXAMPLES = """\
 Examples:
   inference-tools publish model_repository/minilm --store .work/model-store \\
       --triton-url 127.0.0.1:8000
@@ -42,13 +42,7 @@ Examples:
 """
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "publish",
-        help="validate a model, publish it to the model store and roll it out",
-        description=PUBLISH_HELP,
-        epilog=PUBLISH_EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "models",
         nargs="+",
@@ -71,10 +65,9 @@ def register(subparsers: Any) -> None:
         help="skip loading the model on a local CPU Triton first (for GPU-only models)",
     )
     add_server_options(parser)
-    parser.set_defaults(func=run_publish)
 
 
-def run_publish(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if args.name and len(args.models) > 1:
         raise ValueError("--name applies to a single MODEL")
     sources = [read_model_source(path, args.name) for path in args.models]

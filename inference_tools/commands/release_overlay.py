@@ -9,17 +9,19 @@ from pathlib import Path
 from inference_tools.manifests import release_overlay
 from inference_tools.manifests.render import render
 
+SUMMARY = "write a team's overlay of a shipped overlay (namespace, prefix, release label)"
+DESCRIPTION = release_overlay.__doc__
 EXAMPLES = """\
+The overlay is applied with `kubectl apply --server-side -k OUT`; a team's CI checks it with
+`inference-tools validate-manifests --release OUT`.
+
 Examples:
-  # team-a's release of cpu-keda in ml-serving, its own image and models:
   inference-tools release-overlay --release team-a --namespace ml-serving \\
       --base 'github.com/example/repo//kustomize/overlays/cpu-keda?ref=v0.1.0' \\
       --image registry.example.com/team-a/models@sha256:3f1e... \\
       --model-repository /team-a/models --out deploy/team-a
-  # a second release in the same namespace (leaves out the duplicate PrometheusRule):
   inference-tools release-overlay --release team-b --namespace ml-serving \\
-      --base kustomize/overlays/cpu-hpa --shares-namespace --out deploy/team-b
-  kubectl apply --server-side -k deploy/team-a
+      --base kustomize/overlays/cpu-hpa --shares-namespace --out deploy/team-b   # a second one
 """
 
 
@@ -46,14 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "release-overlay",
-        help="write a team's overlay of a shipped overlay (namespace, prefix, release label)",
-        description=release_overlay.__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--release",
         required=True,
@@ -74,4 +69,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="another release already runs in the namespace: leave out the "
         "PrometheusRule, whose recording rules already cover every Service",
     )
-    parser.set_defaults(func=run)

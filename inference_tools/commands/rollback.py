@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from inference_tools.commands.rollout_options import (
     add_server_options,
@@ -14,11 +13,12 @@ from inference_tools.commands.rollout_options import (
 )
 from inference_tools.publishing.publisher import rollback
 
-ROLLBACK_HELP = """\
+SUMMARY = "serve an earlier version of a published model again"
+DESCRIPTION = """\
 Serve an earlier version of a model again (by default the highest one below the version served
 now): the config's version_policy is written back in one step and every server reloads.
 """
-ROLLBACK_EXAMPLES = """\
+EXAMPLES = """\
 Examples:
   inference-tools rollback scorer --store s3://models/prod --kube-deployment triton
   inference-tools rollback minilm --to-version 1 --store .work/model-store \\
@@ -26,13 +26,7 @@ Examples:
 """
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "rollback",
-        help="serve an earlier version of a published model again",
-        description=ROLLBACK_HELP,
-        epilog=ROLLBACK_EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the published model's name in the store")
     parser.add_argument(
         "--to-version",
@@ -40,10 +34,9 @@ def register(subparsers: Any) -> None:
         help="version to serve (default: the highest one below the version served now)",
     )
     add_server_options(parser)
-    parser.set_defaults(func=run_rollback)
 
 
-def run_rollback(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     endpoints, skipped = resolve_endpoints(args)
     result = rollback(

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
 
 from pod_hooks.model_roles import ADMIN_KEY_ENV
 
@@ -18,7 +17,8 @@ from inference_tools.repository_builds import build_if_default_repository
 
 # Triton's log line while it waits for HTTP connections at shutdown (http_server.cc).
 HTTP_CONNECTIONS_WAIT = "HTTP service connections"
-HELP = """\
+SUMMARY = "serve the model repository with a real Triton on this machine"
+DESCRIPTION = """\
 Serve a Triton model repository with the real tritonserver 2.51.0 that nvidia-pytriton bundles,
 on the CPU, with no cluster, GPU or container. ONNX models keep `backend: "onnxruntime"`: a
 Python-based backend of that name runs them with the onnxruntime package. Ctrl-C (or SIGTERM)
@@ -32,13 +32,7 @@ Examples:
 """
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve the model repository with a real Triton on this machine",
-        description=HELP,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="model repository folder to serve")
     parser.add_argument("--http-port", type=int, default=8000, help="HTTP/REST port")
     parser.add_argument("--grpc-port", type=int, default=8001, help="gRPC port")
@@ -73,7 +67,6 @@ def register(subparsers: Any) -> None:
         "--load-model=* lets the stop drain exactly; choosing another mode keeps it from that; "
         f"with a restricted repository API the stop reads the key from ${ADMIN_KEY_ENV})",
     )
-    parser.set_defaults(func=run)
 
 
 def stop_on_signals(stop_requested: threading.Event, serving: threading.Event) -> None:

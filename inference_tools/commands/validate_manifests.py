@@ -9,6 +9,8 @@ from pathlib import Path
 from inference_tools.manifests import validation
 from inference_tools.paths import KUSTOMIZE_DIR
 
+SUMMARY = "render every kustomize overlay and validate it offline (schemas, CRDs, checkov)"
+DESCRIPTION = validation.__doc__
 EXAMPLES = """\
 Examples:
   inference-tools validate-manifests          # ./kustomize, with the tools of make manifest-tools
@@ -32,13 +34,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "validate-manifests",
-        help="render every kustomize overlay and validate it offline (schemas, CRDs, checkov)",
-        description=validation.__doc__,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kustomize-dir",
         type=Path,
@@ -67,4 +63,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validate this team's overlay instead (repeatable): schemas, CRDs, and that its "
         "autoscaler reads the release's own series",
     )
-    parser.set_defaults(func=run)

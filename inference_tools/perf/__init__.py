@@ -2,7 +2,7 @@
 
 - `dataset`: the reproducible set of texts every run sends (short queries to long paragraphs).
 - `perf_analyzer`: builds perf_analyzer command lines and parses their CSV reports.
-- `targets`: which model of a repository a measurement loads and sends to.
+- `measured_model`: which model of a repository a measurement loads and what it sends.
 
 The benchmark study that compares Triton with its baselines is the lab's (`lab/perf/`).
 """

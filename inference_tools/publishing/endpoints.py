@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -35,7 +35,10 @@ class Response:
         return self.body.decode(errors="replace")[:500] or f"HTTP {self.status}"
 
 
-class TritonEndpoint(Protocol):
+class TritonEndpoint:
+    """Where requests to one Triton go. `request` is the one way callers send; each kind of
+    endpoint says only how a request, its headers already complete, reaches the server."""
+
     label: str
 
     def request(
@@ -45,29 +48,29 @@ class TritonEndpoint(Protocol):
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> Response: ...
+    ) -> Response:
+        """`path` relative to the server's root; Triton's APIs take JSON unless told otherwise."""
+        complete = {"Content-Type": "application/json", **(headers or {})}
+        return self.send(method, path.lstrip("/"), body, complete, timeout_s)
+
+    def send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float
+    ) -> Response:
+        raise NotImplementedError
 
 
-class HttpEndpoint:
+class HttpEndpoint(TritonEndpoint):
     """A server reached directly, e.g. the local one: `127.0.0.1:8000` or `http://host:port`."""
 
     def __init__(self, url: str) -> None:
         self.base_url = (url if "://" in url else f"http://{url}").rstrip("/")
         self.label = self.base_url
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+    def send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float
     ) -> Response:
         request = urllib.request.Request(
-            f"{self.base_url}/{path.lstrip('/')}",
-            data=body,
-            method=method,
-            headers={"Content-Type": "application/json", **(headers or {})},
+            f"{self.base_url}/{path}", data=body, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:

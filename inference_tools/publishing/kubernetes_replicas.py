@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inference_tools.publishing.endpoints import DEFAULT_TIMEOUT_S, Response
+from inference_tools.publishing.endpoints import Response, TritonEndpoint
 
 # The pod proxy puts the port straight into the pod's address: a number, not a port name.
 TRITON_HTTP_PORT = "8000"
@@ -50,7 +49,7 @@ def pod_is_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-class PodProxyEndpoint:
+class PodProxyEndpoint(TritonEndpoint):
     """One pod's Triton HTTP port through the API server (the official client's ApiClient)."""
 
     def __init__(self, api_client: Any, namespace: str, pod: str, port: str) -> None:
@@ -60,13 +59,8 @@ class PodProxyEndpoint:
         self.port = port
         self.label = f"pod/{pod}"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+    def send(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float
     ) -> Response:
         from kubernetes.client.exceptions import ApiException
 
@@ -76,12 +70,12 @@ class PodProxyEndpoint:
         resource_path = (
             f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods/"
             f"{quote(self.pod, safe='')}:{quote(self.port, safe='')}/proxy/"
-            f"{quote(path.lstrip('/'), safe='/')}"
+            f"{quote(path, safe='/')}"
         )
         serialized = self.api_client.param_serialize(
             method=method,
             resource_path=resource_path,
-            header_params={"Content-Type": "application/json", **(headers or {})},
+            header_params=headers,
             # The client's REST layer JSON-encodes bodies itself: hand it the decoded object.
             body=json.loads(body) if body else None,
             auth_settings=["BearerToken"],

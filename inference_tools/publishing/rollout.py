@@ -10,7 +10,6 @@ admin header.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from pod_hooks.model_roles import ADMIN_HEADER
 
 from inference_tools.publishing.endpoints import TritonEndpoint
 from inference_tools.publishing.inference_check import InferenceCheckError, check_inference
+from inference_tools.subprocesses import wait_until_ready
 
 POLL_INTERVAL_S = 0.25
 
@@ -89,13 +89,13 @@ def wait_until_serving(
     request: dict[str, Any],
     timeout_s: float,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not version_ready(endpoint, name, version):
-        if time.monotonic() > deadline:
-            raise RolloutError(
-                f"{endpoint.label}: {name} version {version} not READY after {timeout_s:.0f}s"
-            )
-        time.sleep(POLL_INTERVAL_S)
+    # No process to watch: the server is remote; only the deadline ends the wait.
+    if wait_until_ready(
+        lambda: version_ready(endpoint, name, version), None, timeout_s, interval_s=POLL_INTERVAL_S
+    ):
+        raise RolloutError(
+            f"{endpoint.label}: {name} version {version} not READY after {timeout_s:.0f}s"
+        )
     try:
         check_inference(endpoint, name, version, request)
     except InferenceCheckError as error:

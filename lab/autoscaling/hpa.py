@@ -2,7 +2,7 @@
 
 Written from the Kubernetes documentation ("Horizontal Pod Autoscaling": algorithm details,
 configurable scaling behavior, tolerance) and checked against its worked examples in
-tests/autoscaling/test_hpa.py. What one `reconcile()` does, in the controller's order:
+tests/lab/autoscaling/test_hpa_algorithm.py. What one `reconcile()` does, in the controller's order:
 
 1. per metric, the ratio rule `desired = ceil(ready pods * current / target)`, skipped while
    the ratio lies within the tolerance (0.1 unless `behavior.scaleUp/scaleDown.tolerance` says

@@ -30,8 +30,8 @@ from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.hpa_spec import HPASpec
 from inference_tools.autoscaling.servicemonitor import LocalTarget, scrape_configs
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.perf.measured_model import choose_measured_model
 from inference_tools.perf.perf_analyzer import LoadLevel, PerfAnalyzerSettings
-from inference_tools.perf.targets import resolve_target
 from inference_tools.prometheus_runner import LocalPrometheus
 from inference_tools.triton_runtime import perf_analyzer_env
 from prometheus_api_client import PrometheusConnect
@@ -153,13 +153,15 @@ class LoadGenerator:
     def __init__(self, server: LocalTritonServer, work_dir: Path) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir = work_dir
-        # The repository's default target (model_roles), with its own inputs.
-        self.target = resolve_target(server.model_repository, None, work_dir / "input-data.json")
+        # The repository's default measured model (model_roles), with its own inputs.
+        self.measured_model = choose_measured_model(
+            server.model_repository, None, work_dir / "input-data.json"
+        )
         self.settings = PerfAnalyzerSettings(
-            model=self.target.model,
+            model=self.measured_model.model,
             url=server.grpc_url,
             protocol="grpc",
-            input_data=self.target.input_data,
+            input_data=self.measured_model.input_data,
             # One long window: the phase ends it, not perf_analyzer's stability search.
             measurement_interval_ms=3_600_000,
             max_trials=1,
@@ -305,7 +307,7 @@ def run_loop(
                         throughput_per_s=_scalar(
                             prometheus,
                             "sum(rate(nv_inference_request_success"
-                            f'{{model="{load.target.model}"}}[5s]))',
+                            f'{{model="{load.measured_model.model}"}}[5s]))',
                         ),
                         queue_time_per_request_us=_first(pod_values.get(queue_metric)),
                         pending_requests=_first(pod_values.get(pending_metric)),

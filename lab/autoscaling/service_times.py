@@ -75,7 +75,7 @@ def measure_batches(
     """
     import tritonclient.http as http
 
-    model, text_input = _text_target(server)
+    model, text_input = _text_model(server)
     by_kind: dict[str, list[str]] = {}
     for text in generate_texts():
         by_kind.setdefault(text.kind, []).append(text.text)
@@ -100,10 +100,10 @@ def measure_batches(
     return seconds
 
 
-def _text_target(server: LocalTritonServer) -> tuple[str, str]:
-    """The repository's default target (model_roles) and its text input."""
+def _text_model(server: LocalTritonServer) -> tuple[str, str]:
+    """The repository's default measured model (model_roles) and its text input."""
     roles = roles_from_folder(server.model_repository)
-    model = roles.default_target()
+    model = roles.default_measured_model()
     text_input = roles.text_input(model)
     if text_input is None:
         raise ValueError(f"{model} takes no single text input: the simulation measures texts")

@@ -5,10 +5,10 @@ batch of `b` requests comes from measurements of the local Triton (`ServiceTimes
 serves after a start-up time (the measured model load time plus a node/image delay given by
 the user). Requests arrive as a Poisson process at the rate of a trace and go to the ready pod
 with the fewest requests outstanding (what an L7 gateway does). The monitoring pipeline is
-modelled on the deployed one: scrapes every 15 s, the recording rules' windows (queue time per
-request over 1 minute, pending requests averaged over 30 s, requests per second over 45 s) and
-caps, CPU utilisation averaged over a minute as metrics-server reports it, and the HPA
-algorithm (lab.autoscaling.hpa) with the rendered object's settings every 15 s.
+modelled on the deployed one: scrapes every 15 s, the recording rules' windows and caps (read
+from the rendered rules: `adapter_metric_windows`, `adapter_metric_caps`), CPU utilisation
+averaged over a minute as metrics-server reports it, and the HPA algorithm
+(lab.autoscaling.hpa) with the rendered object's settings every 15 s.
 Every policy is measured against an oracle autoscaler (`OracleAutoscaler`) on the same trace,
 planning with the same headroom as the shipped policy, over several seeds (medians, with the
 range, and a verdict that says where the seeds disagree).
@@ -43,10 +43,8 @@ from lab.autoscaling.hpa import HorizontalPodAutoscaler, Observation, Pod
 
 SCRAPE_INTERVAL_S = 15.0
 SYNC_PERIOD_S = 15.0
-QUEUE_WINDOW_S = 60.0
-PENDING_WINDOW_S = 30.0
+# metrics-server's resolution: CPU utilisation is no rule of ours, so no manifest says it.
 CPU_WINDOW_S = 60.0
-REQUEST_RATE_WINDOW_S = 45.0
 QUEUE_METRIC = "triton_queue_time_per_request_us"
 PENDING_METRIC = "triton_pending_requests"
 REQUEST_RATE_METRIC = "triton_requests_per_second"
@@ -337,13 +335,16 @@ class Simulation:
         policy: QueuePolicy = QueuePolicy(),
         oracle_capacity_per_s: float | None = None,
         caps: Mapping[str, float] | None = None,
+        windows_s: Mapping[str, float] | None = None,
         oracle_headroom: float = 1.0,
     ) -> None:
         """`oracle_capacity_per_s` replaces the HPA by the oracle (see `OracleAutoscaler`),
         planning at `oracle_headroom` of it; `caps` bounds a metric's value as the recording
-        rules cap it (`signal_caps`)."""
+        rules cap it (`signal_caps`); `windows_s` is the range each metric the HPA reads is computed
+        over, as the recording rules compute it (`adapter_metric_windows`)."""
         self.policy = policy
         self.caps = dict(caps or {})
+        self.windows_s = dict(windows_s or {})
         self.oracle = (
             None
             if oracle_capacity_per_s is None
@@ -409,11 +410,9 @@ class Simulation:
 
     def _uncapped_window_value(self, pod: SimPod, now_s: float, metric: str) -> float | None:
         samples = self.scrapes[pod.name]
-        window = {
-            QUEUE_METRIC: QUEUE_WINDOW_S,
-            PENDING_METRIC: PENDING_WINDOW_S,
-            REQUEST_RATE_METRIC: REQUEST_RATE_WINDOW_S,
-        }.get(metric, CPU_WINDOW_S)
+        window = CPU_WINDOW_S if metric == CPU_METRIC else self.windows_s.get(metric)
+        if window is None:
+            raise ValueError(f"no window for {metric}: pass the rendered rules' (windows_s)")
         times = [s.time_s for s in samples]
         first = bisect.bisect_left(times, now_s - window)
         recent = samples[first:]
@@ -574,6 +573,7 @@ def compare(
     policy: QueuePolicy = QueuePolicy(),
     calibration: PodCalibration | None = None,
     caps: Mapping[str, SignalCap] | None = None,
+    windows_s: Mapping[str, float] | None = None,
     seeds: Sequence[int] | None = None,
     oracle_headroom: float = SHIPPED_HEADROOM,
 ) -> list[SimulationResult]:
@@ -581,7 +581,8 @@ def compare(
     per seed (`seeds`; just `seed` where not given): the same arrivals for all on one seed.
 
     `caps` (from the rendered rules, `adapter_metric_caps`) apply to every policy but the
-    previous one, which read the queue signals uncapped. Every policy's targets are calibrated
+    previous one, which read the queue signals uncapped; `windows_s` (`adapter_metric_windows`)
+    to all. Every policy's targets are calibrated
     on the simulated pod (`calibration`, measured when not given); the oracle plans at
     `oracle_headroom` of the calibrated capacity, as the shipped policy does.
     """
@@ -616,6 +617,7 @@ def compare(
                     name,
                     policy,
                     caps=None if name == PREVIOUS else pod_caps,
+                    windows_s=windows_s,
                 )
                 results.append(simulation.run())
     return results

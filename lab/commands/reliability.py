@@ -8,7 +8,6 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from inference_tools.commands.options import add_model_repository
 from inference_tools.paths import work_dir
@@ -27,7 +26,8 @@ from lab.reliability.scenarios.soak import scenario as soak
 
 LOG = logging.getLogger(__name__)
 
-HELP = """\
+SUMMARY = "run the fault and overload scenarios and write the summary table"
+DESCRIPTION = """\
 Run every fault scenario against real local Triton servers, with the shutdown sequence and
 probe timings read from the rendered Kubernetes manifests, and write the summary table
 (Markdown and CSV). Each scenario that shows a protection working is paired with a control run
@@ -111,13 +111,7 @@ def _model_store(repo: Path, life: PodLifecycle, args: argparse.Namespace) -> Sc
     return model_store.run()
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "reliability",
-        help="run the fault and overload scenarios and write the summary table",
-        description=HELP,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="model repository the scenarios serve")
     parser.add_argument(
         "--overlay",
@@ -148,7 +142,6 @@ def register(subparsers: Any) -> None:
         help="folder for reliability-summary.md/.csv (default: reliability/ in the work folder, "
         ".work or $INFERENCE_TOOLS_WORK_DIR)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

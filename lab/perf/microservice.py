@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
+from inference_tools.commands.options import add_model_repository
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
-from inference_tools.paths import MODEL_REPOSITORY
-from inference_tools.subprocesses import ManagedService, stop_process
+from inference_tools.subprocesses import ManagedService, answers, stop_process, wait_until_ready
 from pydantic import BaseModel
 
 from lab.perf.inprocess_baseline import (
@@ -132,20 +129,18 @@ class MicroserviceProcess(ManagedService):
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"the microservice exited with {self.process.returncode}:\n"
-                    f"{log_tail(self.log_path)}"
-                )
-            try:
-                with urllib.request.urlopen(f"http://{self.url}/health", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
+        why = wait_until_ready(
+            lambda: answers(f"http://{self.url}/health", timeout_s=1),
+            self.process,
+            timeout_s,
+            interval_s=0.2,
+        )
+        if why is None:
+            return
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the microservice {why}:\n{log_tail(self.log_path)}")
         self.stop()
-        raise RuntimeError(f"the microservice was not up after {timeout_s:.0f}s")
+        raise RuntimeError(f"the microservice was {why}")
 
     def stop(self) -> None:
         stop_process(self.process, timeout_s=10)
@@ -157,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default=LOOPBACK)
-    parser.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    add_model_repository(parser, help="repository whose embedding pipeline the service runs")
     parser.add_argument(
         "--workers",
         type=int,

@@ -109,6 +109,29 @@ def write_breakdown_csv(path: Path, triton: Sequence[Measurement]) -> None:
                 )
 
 
+_PERCENTILE_STYLES = {50: "-", 90: "--", 95: "-.", 99: ":"}
+
+
+def _plot_percentiles(
+    ax: Any,
+    sweep: Sequence[Measurement],
+    percentiles: Sequence[int],
+    marker: str,
+    color: str,
+    system: str,
+) -> None:
+    """One system's latency percentiles against its throughput, a line per percentile."""
+    for p in percentiles:
+        ax.plot(
+            [m.throughput_per_s for m in sweep],
+            [m.p(p) / 1000 for m in sweep],
+            _PERCENTILE_STYLES[p],
+            marker=marker,
+            color=color,
+            label=f"{system} p{p}",
+        )
+
+
 def plot_latency(
     path: Path,
     triton: Sequence[Measurement],
@@ -117,16 +140,7 @@ def plot_latency(
 ) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     sweep = concurrency_sweep(triton)
-    styles = {50: "-", 90: "--", 95: "-.", 99: ":"}
-    for p in PERCENTILES:
-        ax.plot(
-            [m.throughput_per_s for m in sweep],
-            [m.p(p) / 1000 for m in sweep],
-            styles[p],
-            marker="o",
-            color="tab:green",
-            label=f"Triton p{p}",
-        )
+    _plot_percentiles(ax, sweep, PERCENTILES, "o", "tab:green", "Triton")
     for m in sweep:
         ax.annotate(
             f"c{m.level.value:g}",
@@ -136,16 +150,9 @@ def plot_latency(
             fontsize=7,
             color="tab:green",
         )
-    ms_sweep = concurrency_sweep(microservice)
-    for p in (50, 99):
-        ax.plot(
-            [m.throughput_per_s for m in ms_sweep],
-            [m.p(p) / 1000 for m in ms_sweep],
-            styles[p],
-            marker="s",
-            color="tab:red",
-            label=f"FastAPI microservice p{p}",
-        )
+    _plot_percentiles(
+        ax, concurrency_sweep(microservice), (50, 99), "s", "tab:red", "FastAPI microservice"
+    )
     closed = [r for r in inprocess if r.result.offered_per_s is None]
     if closed:
         ax.scatter(
@@ -344,27 +351,14 @@ def render_markdown(
         "## Throughput at saturation",
         "",
     ]
-    sat_rows = []
-    best = saturation(triton)
-    if best is not None:
-        sat_rows.append(
-            [
-                "Triton ensemble",
-                f"{best.throughput_per_s:.1f}",
-                f"c{best.level.value:g}",
-                _ms(best.p(99)),
-            ]
+    sat_rows = [
+        [system, f"{best.throughput_per_s:.1f}", f"c{best.level.value:g}", _ms(best.p(99))]
+        for system, best in (
+            ("Triton ensemble", saturation(triton)),
+            ("FastAPI microservice", saturation(microservice)),
         )
-    ms_best = saturation(microservice)
-    if ms_best is not None:
-        sat_rows.append(
-            [
-                "FastAPI microservice",
-                f"{ms_best.throughput_per_s:.1f}",
-                f"c{ms_best.level.value:g}",
-                _ms(ms_best.p(99)),
-            ]
-        )
+        if best is not None
+    ]
     floor = inprocess_best_batch(inprocess)
     if floor is not None:
         sat_rows.append(

@@ -22,6 +22,7 @@ from typing import Any
 
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.perf import dataset
+from inference_tools.perf.measured_model import MeasuredModel, choose_measured_model
 from inference_tools.perf.perf_analyzer import (
     LoadLevel,
     Measurement,
@@ -29,7 +30,6 @@ from inference_tools.perf.perf_analyzer import (
     PerfAnalyzerSettings,
     run_level,
 )
-from inference_tools.perf.targets import Target, resolve_target
 from tqdm import tqdm
 
 from lab.perf import inprocess, serving_path
@@ -68,7 +68,7 @@ class SuiteOptions:
     out_dir: Path
     model_repository: Path
     url: str | None = None  # None: start a local server on free ports
-    model: str | None = None  # None: the repository's default target (model_roles)
+    model: str | None = None  # None: the repository's default measured model (model_roles)
     protocol: str = "http"
     metrics_url: str | None = None
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
@@ -137,12 +137,12 @@ def _batch_counts(stats: dict[str, Any], model: str) -> dict[int, int]:
     return counts
 
 
-def _busiest_step(before: dict[str, Any], after: dict[str, Any], target: Target) -> str:
+def _busiest_step(before: dict[str, Any], after: dict[str, Any], measured: MeasuredModel) -> str:
     """The model whose batches the report lists: for an ensemble, the step that computed
     longest during the run (where batching pays); for a plain model, itself."""
     steps = [
         str(step["model_name"])
-        for step in target.roles.configs[target.model]
+        for step in measured.roles.configs[measured.model]
         .get("ensemble_scheduling", {})
         .get("step", [])
     ]
@@ -152,7 +152,7 @@ def _busiest_step(before: dict[str, Any], after: dict[str, Any], target: Target)
         return int(infer.get("ns", 0))
 
     if not steps:
-        return target.model
+        return measured.model
     return max(steps, key=lambda m: compute_ns(after, m) - compute_ns(before, m))
 
 
@@ -170,23 +170,23 @@ class Suite:
         self.microservice_settings = ""
         self.floor_threads = FLOOR_THREADS[0]
         self.progress: Progress | None = None
-        self.target = resolve_target(
+        self.measured_model = choose_measured_model(
             options.model_repository, options.model, self.raw / "input_data.json", self.texts
         )
-        if options.baselines and not self.target.is_default:
-            # The in-process pipeline and the microservice reproduce the default target only.
+        if options.baselines and not self.measured_model.is_default:
+            # The in-process pipeline and the microservice reproduce the default model only.
             self.options = replace(options, baselines=False)
-            self.errors.append(f"{self.target.model}: measured without the baselines")
+            self.errors.append(f"{self.measured_model.model}: measured without the baselines")
 
     # -- the pieces -----------------------------------------------------------------------
 
     def _settings(self, url: str, **changes: Any) -> PerfAnalyzerSettings:
         o = self.options
         base = PerfAnalyzerSettings(
-            model=self.target.model,
+            model=self.measured_model.model,
             url=url,
             protocol=o.protocol,
-            input_data=self.target.input_data,
+            input_data=self.measured_model.input_data,
             measurement_interval_ms=o.measurement_interval_ms,
             measurement_request_count=o.measurement_request_count,
             stability_percentage=o.stability_percentage,
@@ -319,8 +319,8 @@ class Suite:
         # A report is built from every file in raw/: files of an earlier run must not join in.
         shutil.rmtree(self.raw, ignore_errors=True)
         o.out_dir.mkdir(parents=True, exist_ok=True)
-        self.target = resolve_target(
-            o.model_repository, self.target.model, self.raw / "input_data.json", self.texts
+        self.measured_model = choose_measured_model(
+            o.model_repository, self.measured_model.model, self.raw / "input_data.json", self.texts
         )
         dataset.write_json(
             dataset.openai_input_data(self.texts, MODEL_NAME), self.raw / "openai_input_data.json"
@@ -345,7 +345,7 @@ class Suite:
                 before = _statistics(url, o.protocol)
                 self._closed_loops(url, ms_settings)
                 stats = _statistics(url, o.protocol)
-                batched = _busiest_step(before, stats, self.target)
+                batched = _busiest_step(before, stats, self.measured_model)
                 after = _batch_counts(stats, batched)
                 before = _batch_counts(before, batched)
                 info["server_batch_sizes_model"] = batched
@@ -487,7 +487,7 @@ class Suite:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_cpu_model()}",
             "triton_url": url if o.url else f"{url} (local server started by this run)",
-            "model": self.target.model,
+            "model": self.measured_model.model,
             "protocol": o.protocol,
             "perf_analyzer": (
                 f"measurement window {o.measurement_interval_ms} ms, stability "
@@ -498,7 +498,7 @@ class Suite:
             "dataset": (
                 f"{len(self.texts)} texts, "
                 + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-                if self.target.input_data is not None
+                if self.measured_model.input_data is not None
                 else "perf_analyzer's generated inputs, shaped as the model's config says"
             ),
             "command": o.command or shlex.join(sys.argv),

@@ -2,8 +2,10 @@
 
 One place for the decisions that every edge we ship must agree on: the Gateway routes, the
 Ingress and its annotations, the NetworkPolicy, and the nginx that stands in for the edge in the
-fault tests. The manifests spell these values in YAML; tests/kubernetes/test_edge_limits.py
-checks each of them against this module, so changing a limit means changing it here and there.
+fault tests. The routes are decided here and tests/kubernetes/test_edge_limits.py holds every
+manifest to them. The limits are the manifests' own: `edge_limits()` reads them from the
+rendered Ingress (ingress-nginx's annotations) and NGINX Gateway Fabric's policy, and the same
+test holds the other edges (Envoy Gateway) to them.
 
 Why each limit exists (docs/security.md has the threats and the tests that prove them):
 - Triton 2.51 reads every HTTP body whole before any check, and a body of about 4 MB or more
@@ -17,21 +19,75 @@ Why each limit exists (docs/security.md has the threats and the tests that prove
 
 from __future__ import annotations
 
+import functools
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference_tools.manifests.render import render, render_component_on_base
+from inference_tools.paths import KUSTOMIZE_DIR
+
 # Entry models: what clients call. Composing models of an ensemble are reached through it only.
 PUBLIC_MODELS: tuple[str, ...] = ("text_embedding",)
 
-# The largest valid request is 64 texts of 64 KiB (4 MiB of text) plus JSON framing; the cap
-# leaves room for that and for binary tensors, and stays far below what Triton would buffer.
-MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024
-MAX_REQUEST_BODY_NGINX = "8m"
-# A client that sends its body slower than this is cut off rather than holding a connection.
-CLIENT_BODY_TIMEOUT_SECONDS = 10
-# Idle keep-alive connections are closed after this: they hold a descriptor each.
-IDLE_TIMEOUT_SECONDS = 60
-# Concurrent connections per client address at the edge (ingress-nginx `limit-connections`).
-CONNECTIONS_PER_CLIENT = 64
-# Inference requests run within the queue timeouts (2 s per queue) plus compute: 60 s is ample.
-REQUEST_TIMEOUT_SECONDS = 60
+# Where the limits are written: the overlay whose edge is ingress-nginx (what the stand-in is),
+# and the component with NGINX Gateway Fabric's client settings (the timeouts the Ingress has no
+# annotation for).
+INGRESS_OVERLAY = "gpu-ingress"
+NGINX_GATEWAY_LIMITS = "gateway-limits-nginx"
+INGRESS_ANNOTATION = "nginx.ingress.kubernetes.io/"
+_NGINX_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+_SECONDS = re.compile(r"^(\d+)s?$")
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What the edge allows one client; the manifests say why each limit exists."""
+
+    max_body_nginx: str  # nginx's size syntax, as the Ingress and NGINX Gateway Fabric write it
+    connections_per_client: int
+    request_timeout_seconds: int  # the longest an inference request may take upstream
+    client_body_timeout_seconds: int  # a client sending its body slower is cut off
+    idle_timeout_seconds: int  # idle keep-alive connections close: they hold a descriptor each
+
+    @property
+    def max_body_bytes(self) -> int:
+        number, unit = _match(_NGINX_SIZE, self.max_body_nginx).groups()
+        return int(number) * 1024 ** " kmg".index(unit.lower() or " ")
+
+
+def _match(pattern: re.Pattern[str], text: str) -> re.Match[str]:
+    found = pattern.match(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not a value the edge's limits are read as")
+    return found
+
+
+def _seconds(text: str) -> int:
+    return int(_match(_SECONDS, str(text)).group(1))
+
+
+@functools.cache
+def edge_limits(kustomize_dir: Path = KUSTOMIZE_DIR) -> EdgeLimits:
+    """The limits as the rendered manifests set them (`kubectl kustomize`, once per process)."""
+    ingress = render(kustomize_dir / "overlays" / INGRESS_OVERLAY).one("Ingress", "triton-http")
+    annotations = ingress["metadata"]["annotations"]
+    with tempfile.TemporaryDirectory() as work_dir:
+        gateway = render_component_on_base(
+            kustomize_dir / "components" / NGINX_GATEWAY_LIMITS,
+            Path(work_dir),
+            kustomize_dir / "base",
+        )
+    client_settings = gateway.one("ClientSettingsPolicy", "triton-http")["spec"]
+    return EdgeLimits(
+        max_body_nginx=annotations[INGRESS_ANNOTATION + "proxy-body-size"],
+        connections_per_client=int(annotations[INGRESS_ANNOTATION + "limit-connections"]),
+        request_timeout_seconds=_seconds(annotations[INGRESS_ANNOTATION + "proxy-read-timeout"]),
+        client_body_timeout_seconds=_seconds(client_settings["body"]["timeout"]),
+        idle_timeout_seconds=_seconds(client_settings["keepAlive"]["timeout"]["server"]),
+    )
+
 
 # Content types Triton's HTTP API understands. A request with no Content-Type is allowed: the
 # Python tritonclient sends none. Anything else (form-encoded above all) is refused with 415.
@@ -109,13 +165,13 @@ def nginx_http_locations(upstream: str, refuse_variable: str) -> str:
     return "\n".join(locations)
 
 
-def nginx_grpc_locations(upstream: str) -> str:
+def nginx_grpc_locations(upstream: str, limits: EdgeLimits) -> str:
     """nginx locations for the public gRPC methods only; other methods get UNIMPLEMENTED."""
     locations = [
         f"""\
     location = {path} {{
       grpc_pass grpc://{upstream};
-      grpc_read_timeout {REQUEST_TIMEOUT_SECONDS}s;
+      grpc_read_timeout {limits.request_timeout_seconds}s;
     }}"""
         for path in sorted(public_grpc_paths())
     ]
@@ -130,13 +186,13 @@ def nginx_grpc_locations(upstream: str) -> str:
     return "\n".join(locations)
 
 
-def nginx_server_limits() -> str:
+def nginx_server_limits(limits: EdgeLimits) -> str:
     """Connection and body limits for an nginx `server` block (the edge's own settings)."""
     return f"""\
-    client_max_body_size {MAX_REQUEST_BODY_NGINX};
-    client_body_timeout {CLIENT_BODY_TIMEOUT_SECONDS}s;
-    client_header_timeout {CLIENT_BODY_TIMEOUT_SECONDS}s;
-    limit_conn edge_per_client {CONNECTIONS_PER_CLIENT};"""
+    client_max_body_size {limits.max_body_nginx};
+    client_body_timeout {limits.client_body_timeout_seconds}s;
+    client_header_timeout {limits.client_body_timeout_seconds}s;
+    limit_conn edge_per_client {limits.connections_per_client};"""
 
 
 def nginx_http_limits() -> str:

@@ -57,6 +57,7 @@ def render_config(
         return "\n".join(f"    server {a};" for a in addresses) or f"    server {LOOPBACK}:9 down;"
 
     temp = prefix / "temp"
+    limits = edge.edge_limits()
     return f"""\
 worker_processes 1;
 daemon off;
@@ -97,15 +98,15 @@ http {{
     proxy_max_temp_file_size 0;
     # Request bodies up to the cap stay in memory too: the workers run as nobody and cannot
     # write the temporary folder root created, so a body spilled to it (500 KB of JSON) got 500.
-    client_body_buffer_size {edge.MAX_REQUEST_BODY_NGINX};
+    client_body_buffer_size {limits.max_body_nginx};
     # The edge's limits and routes, as the Ingress and Gateway ship them (lab.reliability.edge).
-{edge.nginx_server_limits()}
+{edge.nginx_server_limits(limits)}
 {edge.nginx_http_locations("triton_http", REFUSED_CONTENT_TYPE)}
   }}
   server {{
     listen {LOOPBACK}:{grpc_port} http2;
-{edge.nginx_server_limits()}
-{edge.nginx_grpc_locations("triton_grpc")}
+{edge.nginx_server_limits(limits)}
+{edge.nginx_grpc_locations("triton_grpc", limits)}
   }}
 }}
 """

@@ -13,10 +13,12 @@ from typing import Any
 
 from inference_tools.manifests.render import render
 from inference_tools.paths import KUSTOMIZE_DIR
+from pod_hooks.model_roles import ADMIN_KEY_ENV
 
 DEFAULT_OVERLAY = "cpu"
 CONTAINER = "triton"
-ADMIN_KEY_VARIABLE = "$(TRITON_ADMIN_KEY)"
+# How the container spec writes the key into Triton's flags (its env var, expanded by Kubernetes).
+ADMIN_KEY_VARIABLE = f"$({ADMIN_KEY_ENV})"
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ class ModelRoles:
             )
         return chosen
 
-    def default_target(self) -> str:
+    def default_measured_model(self) -> str:
         """The model benchmarks and calibration load when none is named: the first ensemble
         clients call (a whole pipeline queues in every step), else the first entry model."""
         entry = self.entry_models

@@ -1,18 +1,22 @@
-"""Every edge we ship routes only the public paths and carries the limits of lab.reliability.edge.
+"""Every edge we ship routes only the public paths of lab.reliability.edge and carries the same
+limits, those `edge.edge_limits()` reads from the Ingress and NGINX Gateway Fabric's policy.
 
-The nginx stand-in of the fault tests (tests/reliability/test_hostile_edge.py) is rendered from
+The nginx stand-in of the fault tests (tests/lab/reliability/test_hostile_edge.py) is rendered from
 the same module, so what these tests pin in the manifests is what the fault tests exercise.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 
 import pytest
 from inference_tools.manifests import validation
 from inference_tools.manifests.render import Render
 from lab.reliability import edge
+
+from tests.checkout import KUSTOMIZE_DIR
 
 pytestmark = pytest.mark.kubernetes
 
@@ -34,10 +38,26 @@ PERF_JOB_PODS = {
 }
 
 
+@pytest.fixture(scope="module")
+def limits() -> edge.EdgeLimits:
+    return edge.edge_limits(KUSTOMIZE_DIR)
+
+
 def renders_with(all_renders: list[Render], kind: str) -> list[Render]:
     found = [r for r in all_renders if r.of_kind(kind)]
     assert found, f"no render has a {kind}"
     return found
+
+
+def test_limits_are_read_from_the_rendered_manifests(limits) -> None:
+    assert limits == edge.EdgeLimits("8m", 64, 60, 10, 60)
+    # nginx's sizes: bare bytes, or k, m, g (either case) in powers of 1024.
+    assert [
+        dataclasses.replace(limits, max_body_nginx=size).max_body_bytes
+        for size in ("512", "16k", "8m", "8M", "1g")
+    ] == [512, 16 * 2**10, 8 * 2**20, 8 * 2**20, 2**30]
+    with pytest.raises(ValueError, match="not a value"):
+        _ = dataclasses.replace(limits, max_body_nginx="8MiB").max_body_bytes
 
 
 def test_content_type_rule_refuses_forms_and_allows_json_and_binary() -> None:
@@ -67,7 +87,7 @@ def test_httproute_routes_exactly_the_public_paths_and_drops_content_type(all_re
         assert set(routed.values()) == {"GET"}, render.name
 
 
-def test_ingress_routes_exactly_the_public_paths_with_the_edge_limits(all_renders) -> None:
+def test_ingress_routes_exactly_the_public_paths_with_the_edge_limits(all_renders, limits) -> None:
     for render in renders_with(all_renders, "Ingress"):
         for ingress in render.of_kind("Ingress"):
             annotations = ingress["metadata"]["annotations"]
@@ -78,9 +98,9 @@ def test_ingress_routes_exactly_the_public_paths_with_the_edge_limits(all_render
             assert set(paths) == expected, (render.name, ingress["metadata"]["name"])
             assert set(paths.values()) == {"Exact"}
             prefix = "nginx.ingress.kubernetes.io/"
-            assert annotations[prefix + "proxy-body-size"] == edge.MAX_REQUEST_BODY_NGINX
-            assert annotations[prefix + "limit-connections"] == str(edge.CONNECTIONS_PER_CLIENT)
-            assert annotations[prefix + "proxy-read-timeout"] == str(edge.REQUEST_TIMEOUT_SECONDS)
+            assert annotations[prefix + "proxy-body-size"] == limits.max_body_nginx
+            assert annotations[prefix + "limit-connections"] == str(limits.connections_per_client)
+            assert annotations[prefix + "proxy-read-timeout"] == str(limits.request_timeout_seconds)
 
 
 def _ingress_content_type_regex(ingress) -> re.Pattern[str]:
@@ -113,19 +133,19 @@ def test_grpcroute_routes_only_the_public_methods(all_renders) -> None:
         assert "/inference.GRPCInferenceService/ModelStreamInfer" not in methods
 
 
-def test_gateway_policies_carry_the_edge_limits(renders_by_name) -> None:
+def test_gateway_policies_carry_the_edge_limits(renders_by_name, limits) -> None:
     envoy = renders_by_name["component:gateway-limits-envoy"].one("BackendTrafficPolicy")
     assert envoy["spec"]["requestBuffer"]["limit"] == "8Mi"
-    assert edge.MAX_REQUEST_BODY_BYTES == 8 * 2**20
+    assert limits.max_body_bytes == 8 * 2**20  # Envoy's 8Mi is nginx's 8m
     assert {t["name"] for t in envoy["spec"]["targetRefs"]} == {"triton-http", "triton-grpc"}
     idle = envoy["spec"]["timeout"]["http"]["connectionIdleTimeout"]
-    assert idle == f"{edge.IDLE_TIMEOUT_SECONDS}s"
+    assert idle == f"{limits.idle_timeout_seconds}s"
     nginx = renders_by_name["component:gateway-limits-nginx"].of_kind("ClientSettingsPolicy")
     assert {p["spec"]["targetRef"]["name"] for p in nginx} == {"triton-http", "triton-grpc"}
     for policy in nginx:
-        assert policy["spec"]["body"]["maxSize"] == edge.MAX_REQUEST_BODY_NGINX
-        assert policy["spec"]["body"]["timeout"] == f"{edge.CLIENT_BODY_TIMEOUT_SECONDS}s"
-        assert policy["spec"]["keepAlive"]["timeout"]["server"] == f"{edge.IDLE_TIMEOUT_SECONDS}s"
+        assert policy["spec"]["body"]["maxSize"] == limits.max_body_nginx
+        assert policy["spec"]["body"]["timeout"] == f"{limits.client_body_timeout_seconds}s"
+        assert policy["spec"]["keepAlive"]["timeout"]["server"] == f"{limits.idle_timeout_seconds}s"
 
 
 def test_gateway_policies_match_their_crd_schemas(all_renders, renders_by_name) -> None:

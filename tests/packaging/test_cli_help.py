@@ -179,6 +179,7 @@ def test_the_walk_reaches_every_command() -> None:
         "serve",
         "build-models",
         "validate-manifests",
+        "release-overlay",
         "models",
         "publish",
         "rollback",

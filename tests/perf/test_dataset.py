@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from inference_tools.commands.perf import PERF_JOB_INPUT_DATA
+from inference_tools.commands.perf.dataset import PERF_JOB_INPUT_DATA
 from inference_tools.perf import dataset
 from lab.perf.results import level_from_filename
 

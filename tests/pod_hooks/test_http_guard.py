@@ -41,7 +41,7 @@ def refused(body: bytes, path: str = INFER, header_length: str | None = None) ->
 
 
 def test_the_body_cap_is_the_edges() -> None:
-    assert DEFAULT_MAX_BODY_BYTES == edge.MAX_REQUEST_BODY_BYTES
+    assert edge.edge_limits().max_body_bytes == DEFAULT_MAX_BODY_BYTES
 
 
 def test_nested_json_is_refused_at_any_depth_past_the_limit() -> None:

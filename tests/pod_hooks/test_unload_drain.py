@@ -1,7 +1,7 @@
 """The exact drain's unload order and its refusals, against a small fake repository API.
 
 The real-server cases (a batch executing without CPU, queued requests, an ensemble's steps,
-arrivals during the drain, a server in mode none) are in tests/reliability/test_drain_cases.py.
+arrivals during the drain, a server in mode none) are in tests/lab/reliability/test_drain_cases.py.
 """
 
 from __future__ import annotations

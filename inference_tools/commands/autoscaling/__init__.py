@@ -6,11 +6,9 @@ lab's (`python -m lab autoscaling simulate|demo`).
 
 from __future__ import annotations
 
-import argparse
-
-from inference_tools.command_parser import add_command_group
 from inference_tools.commands.autoscaling import adapter_values, calibrate
 
+SUMMARY = "calibrate the scaling targets, print prometheus-adapter values"
 ACTIONS = [calibrate, adapter_values]
 
 DESCRIPTION = """\
@@ -21,13 +19,3 @@ Autoscaling on Triton's queue metrics and request rate:
 
 Run `inference-tools autoscaling ACTION --help` for the options of each.
 """
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    add_command_group(
-        subparsers,
-        "autoscaling",
-        help="calibrate the scaling targets, print prometheus-adapter values",
-        description=DESCRIPTION,
-        modules=ACTIONS,
-    )

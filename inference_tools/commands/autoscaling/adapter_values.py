@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY = "print prometheus-adapter Helm values with an overlay's custom-metrics rules"
 DESCRIPTION = f"""\
 Print values for the prometheus-community/prometheus-adapter Helm chart with the custom-metrics
 rules of an overlay (under rules.custom). The overlay renders the same rules as the ConfigMap
@@ -32,14 +33,7 @@ Example:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "adapter-values",
-        help="print prometheus-adapter Helm values with an overlay's custom-metrics rules",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "overlay", type=Path, help="an overlay folder with components/autoscaling-hpa"
     )
-    parser.set_defaults(func=run)

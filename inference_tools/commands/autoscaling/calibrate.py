@@ -74,15 +74,14 @@ def prometheus_for(
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference_tools.perf.targets import resolve_target
+    from inference_tools.perf.measured_model import choose_measured_model
 
     rendered = rendered_settings.render(args.kustomization)
     expressions = calibrate.signal_expressions(rendered)
     levels = [LoadLevel("concurrency", float(v)) for v in args.levels.split(",")]
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    # "Target" in this module means the HPA/KEDA values it writes; this is what the load sends.
-    loaded = resolve_target(args.model_repository, args.model, out_dir / "input-data.json")
+    loaded = choose_measured_model(args.model_repository, args.model, out_dir / "input-data.json")
     with server_under_load(args) as (grpc_url, metrics_url, source):
         settings = PerfAnalyzerSettings(
             model=loaded.model,
@@ -120,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY = "sweep load, find where p95 crosses the objective, write the HPA/KEDA targets"
 DESCRIPTION = f"""\
 Sweep the load on one Triton (the local one, or --grpc-url) with perf_analyzer, compute the
 queue time per request, pending requests and request rate at each level with the rendered
@@ -142,13 +142,7 @@ Examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "calibrate",
-        help="sweep load, find where p95 crosses the objective, write the HPA/KEDA targets",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--objective-ms",
         type=float,
@@ -227,4 +221,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for the measurements: perf_analyzer's files, the input data, the local "
         "Prometheus' data",
     )
-    parser.set_defaults(func=run)

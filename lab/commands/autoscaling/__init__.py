@@ -6,12 +6,9 @@ One module per action: `simulate`, `demo`. The product's actions (`calibrate`,
 
 from __future__ import annotations
 
-import argparse
-
-from inference_tools.command_parser import add_command_group
-
 from lab.commands.autoscaling import demo, simulate
 
+SUMMARY = "simulate the fleet, run the local autoscaling loop"
 ACTIONS = [simulate, demo]
 
 DESCRIPTION = """\
@@ -22,13 +19,3 @@ Autoscaling studied on this machine:
 
 Run `python -m lab autoscaling ACTION --help` for the options of each.
 """
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    add_command_group(
-        subparsers,
-        "autoscaling",
-        help="simulate the fleet, run the local autoscaling loop",
-        description=DESCRIPTION,
-        modules=ACTIONS,
-    )

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY = "run the autoscaling loop locally: Triton, Prometheus, perf_analyzer, HPA algorithm"
 DESCRIPTION = """\
 Serve the model repository with a real Triton, put a stepped load on it with perf_analyzer
 (low, well above one replica's capacity, none), scrape it with a real Prometheus loaded with the
@@ -99,13 +100,7 @@ Examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="run the autoscaling loop locally: Triton, Prometheus, perf_analyzer, HPA algorithm",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_repository(parser, help="model repository to serve")
     parser.add_argument(
         "--kustomize-dir",
@@ -113,16 +108,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=KUSTOMIZE_DIR,
         help="kustomize folder whose overlays/cpu-hpa and cpu-keda the loop runs",
     )
-    parser.add_argument(
-        "--hpa-kustomization",
-        type=Path,
-        help="another kustomization for the HPA path (default: overlays/cpu-hpa, loop settings)",
-    )
-    parser.add_argument(
-        "--keda-kustomization",
-        type=Path,
-        help="another kustomization for the KEDA path (default: overlays/cpu-keda, loop settings)",
-    )
+    for path in ("hpa", "keda"):
+        parser.add_argument(
+            f"--{path}-kustomization",
+            type=Path,
+            help=f"another kustomization for the {path.upper()} path (default: "
+            f"overlays/cpu-{path}, loop settings)",
+        )
     parser.add_argument("--no-keda", action="store_true", help="only the HPA path")
     phases = parser.add_argument_group(
         "load phases", "low load, then high load (the step), then none until back at the minimum"
@@ -160,4 +152,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_OUT_DIR,
         help="folder for the timeline CSV, the plot, the summary and the loop's kustomizations",
     )
-    parser.set_defaults(func=run)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         calibration=calibration,
         caps=rendered_settings.adapter_metric_caps(rendered),
+        windows_s=rendered_settings.adapter_metric_windows(rendered),
         seeds=seeds,
         oracle_headroom=sim.SHIPPED_HEADROOM,
     )
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY = "capacity SIMULATION: replicas, HPA loop, traces, scaling signals compared"
 DESCRIPTION = """\
 A simulation, not a measurement: pods serve with the batch service times measured on the local
 Triton and start in the measured model load time plus a node/image delay; step, spike and
@@ -169,13 +171,7 @@ Examples:
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "simulate",
-        help="capacity SIMULATION: replicas, HPA loop, traces, scaling signals compared",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kustomization",
         type=Path,
@@ -224,4 +220,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_OUT_DIR,
         help="folder for the table (CSV, Markdown), the plots, the context and the measurements",
     )
-    parser.set_defaults(func=run)

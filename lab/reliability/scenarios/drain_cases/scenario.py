@@ -30,7 +30,7 @@ from lab.reliability.report import ScenarioResult
 from lab.reliability.scenarios.local_stop.scenario import send as send_long_text
 from lab.reliability.scenarios.sigterm_in_flight.scenario import (
     start_like_the_pod,
-    stop_like_the_pod,
+    stop_while_in_flight,
 )
 
 SLOW_MODEL_REPOSITORY = Path(__file__).resolve().parent / "slow_model_repository"
@@ -74,10 +74,9 @@ def long_execution(
             time.sleep(0.5)  # the first batch executing in the (first) sleeper
             futures += [pool.submit(one, i) for i in range(1, requests)]
             time.sleep(0.5)  # the rest queued behind it
-            in_flight = sum(not f.done() for f in futures)
-            exit_status, stopped_s = stop_like_the_pod(server, lifecycle, drain=drain)
-            for future in futures:
-                future.result()
+            in_flight, exit_status, stopped_s = stop_while_in_flight(
+                server, lifecycle, futures, drain=drain
+            )
     finally:
         server.stop(timeout_s=0)
 

@@ -109,7 +109,7 @@ def hostile_battery(http_address: str, grpc_address: str) -> Counter[str]:
     answers: Counter[str] = Counter()
     for path in ("/v2/health/live", edge.model_infer_path(MODEL)):
         answers[post(http_address, path, FORM_BODY, FORM)] += 1
-    oversized = b" " * (edge.MAX_REQUEST_BODY_BYTES + 1)
+    oversized = b" " * (edge.edge_limits().max_body_bytes + 1)
     answers[post(http_address, edge.model_infer_path(MODEL), oversized, JSON)] += 1
     answers[post(http_address, edge.model_infer_path(MODEL), NESTED_JSON_BODY, JSON)] += 1
     valid_body = b'{"inputs":[{"name":"TEXT","shape":[1,1],"datatype":"BYTES","data":["hi"]}]}'

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from inference_tools.local_server import LocalTritonServer
@@ -60,6 +60,22 @@ def stop_like_the_pod(
     return exit_status, time.monotonic() - stop_at
 
 
+def stop_while_in_flight(
+    server: LocalTritonServer,
+    lifecycle: PodLifecycle,
+    requests: Sequence[Future[None]],
+    *,
+    drain: bool,
+) -> tuple[int, int | None, float]:
+    """Stop `server` like the pod while `requests` run, then wait for every answer: the
+    requests in flight at the stop, the exit status and the seconds the stop took."""
+    in_flight = sum(not request.done() for request in requests)
+    exit_status, stopped_s = stop_like_the_pod(server, lifecycle, drain=drain)
+    for request in requests:
+        request.result()
+    return in_flight, exit_status, stopped_s
+
+
 def run(
     model_repository: Path,
     lifecycle: PodLifecycle,
@@ -94,10 +110,9 @@ def run(
         with ThreadPoolExecutor(max_workers=len(senders)) as pool:
             futures = [pool.submit(send, i) for i in range(len(senders))]
             wait(futures, timeout=FIRST_ANSWER_TIMEOUT_S, return_when=FIRST_COMPLETED)
-            in_flight = sum(not f.done() for f in futures)
-            exit_status, stopped_s = stop_like_the_pod(server, lifecycle, drain=drain)
-            for future in futures:
-                future.result()
+            in_flight, exit_status, stopped_s = stop_while_in_flight(
+                server, lifecycle, futures, drain=drain
+            )
     finally:
         server.stop(timeout_s=0)
 

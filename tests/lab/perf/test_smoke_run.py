@@ -9,11 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from lab.commands.perf import DEFAULT_OUT
+from lab.commands.perf.run import DEFAULT_OUT
 from lab.perf.ratios import INCONCLUSIVE
 from lab.perf.report import write_report
 from lab.perf.suite import SuiteOptions, run_suite, smoke
 from matplotlib import image
+
+from tests.checkout import CHECKOUT
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -126,7 +128,7 @@ def test_report_is_rebuilt_from_the_files_alone(smoke_report) -> None:
 
 
 def test_scratch_output_is_ignored_by_git() -> None:
-    gitignore = (Path(__file__).parents[2] / ".gitignore").read_text().splitlines()
+    gitignore = (CHECKOUT / ".gitignore").read_text().splitlines()
     assert "perf/results/" in gitignore
     assert DEFAULT_OUT.is_relative_to(Path("perf") / "results")  # from the checkout's root
 

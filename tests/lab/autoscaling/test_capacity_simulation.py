@@ -7,11 +7,12 @@ ones.
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
 
 import pytest
 from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.hpa_spec import HPASpec
+from inference_tools.manifests.render import Render
 from lab.autoscaling import simulator as sim
 from lab.commands.autoscaling.simulate import LABEL, queue_policy
 
@@ -20,11 +21,19 @@ from tests.checkout import KUSTOMIZE_DIR
 SERVICE = sim.ServiceTimes((1, 2, 4, 8, 16), (0.010, 0.014, 0.022, 0.040, 0.090))
 
 
+@functools.cache
+def rendered() -> Render:
+    return rendered_settings.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa")
+
+
+def windows() -> dict[str, float]:
+    """The ranges the rendered recording rules compute the HPA's metrics over."""
+    return rendered_settings.adapter_metric_windows(rendered())
+
+
 @pytest.fixture(scope="module")
 def hpa() -> HPASpec:
-    return rendered_settings.hpa_spec(
-        rendered_settings.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa")
-    )
+    return rendered_settings.hpa_spec(rendered())
 
 
 def first_scale_out(result: sim.SimulationResult, minimum: int) -> float | None:
@@ -41,7 +50,9 @@ def test_light_steady_load_stays_at_the_minimum_and_costs_minimum_replica_second
     hpa: HPASpec,
 ) -> None:
     trace = sim.Trace("flat", 300.0, lambda t: 20.0)
-    result = sim.Simulation(hpa, SERVICE, trace, startup_s=60, objective_s=0.2).run()
+    result = sim.Simulation(
+        hpa, SERVICE, trace, startup_s=60, objective_s=0.2, windows_s=windows()
+    ).run()
     assert {running for _, running, _, _ in result.timeline} == {hpa.min_replicas}
     assert result.replica_seconds == pytest.approx(hpa.min_replicas * 300.0, rel=0.01)
     # Light load: requests mostly run alone, so latency is about one batch-of-1 service time.
@@ -64,6 +75,7 @@ def compare_all(
             sim.QUEUE_METRIC: rendered_settings.SignalCap(2, 0),
             sim.PENDING_METRIC: rendered_settings.SignalCap(2, 0),
         },
+        windows_s=windows(),
         seeds=seeds,
     )
 
@@ -145,7 +157,7 @@ def test_queue_signal_decides_before_cpu_on_a_spike(hpa: HPASpec) -> None:
     trace = sim.spike_trace(0.3 * capacity, 2.5 * capacity, at_s=60, length_s=120, duration_s=420)
     specs = sim.signal_specs(hpa, POD)
     deployed, cpu = (
-        sim.Simulation(specs[name], SERVICE, trace, 60, 0.2, signal=name).run()
+        sim.Simulation(specs[name], SERVICE, trace, 60, 0.2, signal=name, windows_s=windows()).run()
         for name in (sim.PREVIOUS, "CPU 80%")
     )
     assert first_scale_out(deployed, hpa.min_replicas) < first_scale_out(cpu, hpa.min_replicas)
@@ -161,7 +173,13 @@ def test_queue_policy_refuses_instead_of_queueing_forever(hpa: HPASpec) -> None:
     trace = sim.Trace("overload", 120.0, lambda t: 5 * SERVICE.capacity_per_s())
     spec = dataclasses.replace(hpa, max_replicas=hpa.min_replicas)
     bounded = sim.Simulation(
-        spec, SERVICE, trace, 60, 0.2, policy=sim.QueuePolicy(max_queue_size=16, timeout_s=0.5)
+        spec,
+        SERVICE,
+        trace,
+        60,
+        0.2,
+        policy=sim.QueuePolicy(max_queue_size=16, timeout_s=0.5),
+        windows_s=windows(),
     ).run()
     assert bounded.rejected > 0
     assert max(bounded.latencies_s) < 0.5 + SERVICE.for_batch(SERVICE.max_batch) + 1e-6
@@ -199,7 +217,13 @@ def test_request_rate_counts_refused_requests_as_demand(hpa: HPASpec) -> None:
     demand = 3 * SERVICE.capacity_per_s()
     trace = sim.Trace("overload", 120.0, lambda t: demand)
     simulation = sim.Simulation(
-        spec, SERVICE, trace, 0, 0.2, policy=sim.QueuePolicy(max_queue_size=16, timeout_s=0.5)
+        spec,
+        SERVICE,
+        trace,
+        0,
+        0.2,
+        policy=sim.QueuePolicy(max_queue_size=16, timeout_s=0.5),
+        windows_s=windows(),
     )
     simulation.run()
     pod = simulation.pods[0]
@@ -211,7 +235,13 @@ def test_caps_bound_what_the_autoscaler_reads(hpa: HPASpec) -> None:
     spec = dataclasses.replace(hpa, min_replicas=1, max_replicas=1)
     trace = sim.Trace("overload", 120.0, lambda t: 3 * SERVICE.capacity_per_s())
     capped = sim.Simulation(
-        spec, SERVICE, trace, 0, 0.2, caps={sim.QUEUE_METRIC: 5000.0, sim.PENDING_METRIC: 3.0}
+        spec,
+        SERVICE,
+        trace,
+        0,
+        0.2,
+        caps={sim.QUEUE_METRIC: 5000.0, sim.PENDING_METRIC: 3.0},
+        windows_s=windows(),
     )
     capped.run()
     pod = capped.pods[0]
@@ -221,25 +251,17 @@ def test_caps_bound_what_the_autoscaler_reads(hpa: HPASpec) -> None:
 
 
 def test_simulated_windows_are_the_recording_rules_windows() -> None:
-    recorded = rendered_settings.recording_rules(
-        rendered_settings.render(KUSTOMIZE_DIR / "overlays" / "cpu-hpa")
-    )
+    # What the simulation reads each metric over comes from the rendered rules: the request
+    # rate's own range, the pending requests' subquery range, the queue time's through its cap.
+    assert windows()[sim.REQUEST_RATE_METRIC] == 45.0
+    assert windows()[sim.QUEUE_METRIC] == 60.0
+    assert windows()[sim.PENDING_METRIC] == 30.0
 
-    def window_s(series: str) -> float:
-        (window,) = set(
-            re.findall(r"\[(\d+)s(?::\d+s)?\]", recorded[series].replace("[1m]", "[60s]"))
-        )
-        return float(window)
 
-    assert window_s("namespace_service_pod:triton_requests_per_second:rate45s") == (
-        sim.REQUEST_RATE_WINDOW_S
-    )
-    assert window_s("namespace_service_pod:triton_queue_time_per_request_us:rate1m") == (
-        sim.QUEUE_WINDOW_S
-    )
-    assert window_s("namespace_service_pod:triton_pending_requests:avg_over_time30s") == (
-        sim.PENDING_WINDOW_S
-    )
+def test_a_metric_without_a_rendered_window_is_refused(hpa: HPASpec) -> None:
+    simulation = sim.Simulation(hpa, SERVICE, sim.Trace("flat", 30.0, lambda t: 1.0), 0, 0.2)
+    with pytest.raises(ValueError, match="no window"):
+        simulation.run()  # its first sync reads the metrics
 
 
 def test_seconds_over_objective_are_counted_at_the_simulations_resolution() -> None:

@@ -77,7 +77,7 @@ def test_the_body_without_its_form_content_type_is_harmless(triton_server, path)
 
 
 def test_body_over_the_cap_is_refused(proxy, triton_server):
-    oversized = b" " * (edge.MAX_REQUEST_BODY_BYTES + 1)
+    oversized = b" " * (edge.edge_limits().max_body_bytes + 1)
     path = edge.model_infer_path(MODEL)
     assert post(proxy.http_url, path, oversized, JSON) == "413"
     assert_serving(triton_server)
@@ -188,7 +188,7 @@ def test_idle_connections_stay_at_the_edge_and_are_closed(proxy, triton_server):
         assert open_descriptors(triton_server.process.pid) < before + IDLE_CONNECTIONS // 10
         for connection in idle:
             # Closed by nginx once client_header_timeout passes without a request.
-            connection.settimeout(edge.CLIENT_BODY_TIMEOUT_SECONDS * 6)
+            connection.settimeout(edge.edge_limits().client_body_timeout_seconds * 6)
             assert connection.recv(1) == b""
     finally:
         for connection in idle:

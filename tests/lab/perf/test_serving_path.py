@@ -11,7 +11,10 @@ from inference_tools.perf.perf_analyzer import LoadLevel, Measurement
 from lab.perf import serving_path, serving_path_report
 from lab.perf.ratios import INCONCLUSIVE
 
-DATA = Path(__file__).parent / "data"
+from tests.checkout import CHECKOUT
+
+# perf_analyzer reports captured from real runs, shared with the tooling's CSV tests.
+DATA = CHECKOUT / "tests" / "perf" / "data"
 
 
 def _sha256(path: Path) -> str:
