@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     )
     base = render(args.base, "base")
     scaled_by_keda = bool(base.of_kind("ScaledObject"))
-    written = release_overlay.write_overlay(release, args.out, scaled_by_keda)
+    written = release_overlay.write_overlay(release, args.out, base)
     rendered = render(args.out, args.release)
     problems = release_overlay.autoscaler_problems(rendered)
     for path in written:

@@ -80,7 +80,8 @@ def _image_override(image: str) -> dict[str, str]:
     return {"name": SERVING_IMAGE, "newName": name}
 
 
-def kustomization(release: Release, out_dir: Path, scaled_by_keda: bool) -> dict[str, Any]:
+def kustomization(release: Release, out_dir: Path, base: Render) -> dict[str, Any]:
+    """The overlay of `base` (its rendered output says what the overlay must adjust)."""
     document: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -101,7 +102,7 @@ def kustomization(release: Release, out_dir: Path, scaled_by_keda: bool) -> dict
                 "literals": [f"MODEL_REPOSITORY={release.model_repository}"],
             }
         ]
-    if release.shares_namespace:
+    if release.shares_namespace and base.of_kind("PrometheusRule"):
         document["patches"] = [
             {
                 "patch": yaml.safe_dump(
@@ -115,22 +116,22 @@ def kustomization(release: Release, out_dir: Path, scaled_by_keda: bool) -> dict
                 )
             }
         ]
-    if scaled_by_keda:
+    if base.of_kind("ScaledObject"):
         document["replacements"] = [{"path": QUERY_NAMES_FILE}]
     return document
 
 
-def write_overlay(release: Release, out_dir: Path, scaled_by_keda: bool) -> list[Path]:
-    """Write the release's overlay into `out_dir`; return the files written."""
+def write_overlay(release: Release, out_dir: Path, base: Render) -> list[Path]:
+    """Write the release's overlay of the rendered `base` into `out_dir`; return the files."""
     out_dir.mkdir(parents=True, exist_ok=True)
     header = (
         f"# Release {release.name} in namespace {release.namespace}, written by "
         "`inference-tools release-overlay` (docs/kubernetes.md).\n"
     )
     written = [out_dir / KUSTOMIZATION]
-    document = kustomization(release, out_dir, scaled_by_keda)
+    document = kustomization(release, out_dir, base)
     written[0].write_text(header + yaml.safe_dump(document, sort_keys=False))
-    if scaled_by_keda:
+    if "replacements" in document:
         names = out_dir / QUERY_NAMES_FILE
         names.write_text(
             "# KEDA's queries name the Service: the autoscaling-keda component's replacements,\n"

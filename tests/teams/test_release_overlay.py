@@ -66,10 +66,13 @@ def test_the_release_scales_and_reads_its_own_deployment_and_series(
     assert validation.validate_core(rendered) == []
 
 
-def test_a_second_release_in_the_namespace_leaves_out_the_rules(tmp_path: Path) -> None:
-    rendered = write_release(tmp_path / "team-d", "team-d", "cpu-keda", "--shares-namespace")
+@pytest.mark.parametrize("base", ["cpu-keda", "cpu"])
+def test_a_second_release_in_the_namespace_leaves_out_the_rules(tmp_path: Path, base: str) -> None:
+    """Where the base has recording rules, the second release deletes its copy; where it has
+    none (`cpu`), there is nothing to leave out and the overlay still renders."""
+    rendered = write_release(tmp_path / "team-d", "team-d", base, "--shares-namespace")
     assert not rendered.of_kind("PrometheusRule")
-    assert rendered.one("ScaledObject")["metadata"]["name"] == "team-d-triton"
+    assert rendered.one("Deployment")["metadata"]["name"] == "team-d-triton"
 
 
 def test_an_overlay_without_the_replacements_is_refused(
