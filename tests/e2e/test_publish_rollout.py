@@ -80,14 +80,12 @@ def s3_release(
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": [os.path.relpath(LOCAL_OVERLAYS / "cpu", served)],
         "components": [os.path.relpath(KUSTOMIZE_DIR / "components" / "model-store-s3", served)],
-        "configMapGenerator": [{"name": "triton-server", "behavior": "merge", "literals": [
-            f"MODEL_REPOSITORY={store}", f"AWS_DEFAULT_REGION={AWS['AWS_DEFAULT_REGION']}"]}],
     }))  # fmt: skip
     release = tmp_path / RELEASE
     subprocess.run(
         [str(Path(sys.executable).parent / "inference-tools"), "release-overlay",
          "--release", RELEASE, "--namespace", NAMESPACE, "--base", str(served),
-         "--out", str(release), "--shares-namespace"],
+         "--out", str(release), "--shares-namespace", "--model-repository", store],
         check=True, cwd=CHECKOUT,
     )  # fmt: skip
     kubectl.run(
