@@ -396,7 +396,7 @@ class DocChecker:
                 if entry["name"] not in images
             ]
             (directory / "kustomization.yaml").write_text(yaml.safe_dump(local))
-            render(directory)
+            problems += _merges_lost(local, render(directory))
         except RuntimeError as error:
             problems.append(str(error))
         if shown_as:
@@ -480,3 +480,20 @@ def parse_cli(
 def registered_markers() -> set[str]:
     pyproject = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())
     return {m.split(":")[0] for m in pyproject["tool"]["pytest"]["ini_options"]["markers"]}
+
+
+def _merges_lost(kustomization: dict[str, Any], rendered: Render) -> list[str]:
+    """A ConfigMap merge whose value the rendered output does not carry (a component listed
+    beside it merges after it and wins): the reader's setting would silently not apply."""
+    lost = []
+    for generator in kustomization.get("configMapGenerator", []):
+        if generator.get("behavior") != "merge":
+            continue
+        maps = [r for r in rendered.of_kind("ConfigMap")
+                if r["metadata"]["name"].startswith(f"{generator['name']}-")]  # fmt: skip
+        for literal in generator.get("literals", []):
+            key, _, value = literal.partition("=")
+            if maps and all((m.get("data") or {}).get(key) != value for m in maps):
+                lost.append(f"configMapGenerator {generator['name']}: {key}={value} does not "
+                            "reach the rendered ConfigMap (a component's merge wins)")  # fmt: skip
+    return lost

@@ -84,6 +84,18 @@ BROKEN = {
         "images:\n  - name: scalable-inference-server\n    newName: registry.example.com/x",
         "images: scalable-inference-server is no image of what it patches",
     ),
+    "ConfigMap merge beside the component that overwrites it": (
+        "validate",
+        "yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+        "  - https://github.com/OWNER/scalable-inference-server//kustomize/overlays/cpu?ref=v1\n"
+        "components:\n"
+        "  - https://github.com/OWNER/scalable-inference-server//kustomize/components/"
+        "model-store-s3?ref=v1\n"
+        "configMapGenerator:\n  - name: triton-server\n    behavior: merge\n"
+        "    literals: [MODEL_REPOSITORY=s3://my-bucket/models]",
+        "MODEL_REPOSITORY=s3://my-bucket/models does not reach the rendered ConfigMap",
+    ),
     "YAML fragment without its base": ("validate", "yaml", "patches: []", "a YAML fragment"),
     "Python that does not compile": ("run", "python", "print(", "does not compile"),
 }
