@@ -2,6 +2,10 @@
 
 No cluster runs here: a stand-in API server (tests/fakes/kube_api.py) answers the client over HTTP
 with V1Deployment and V1PodList objects and forwards pod-proxy requests to the real local Triton.
+On the real API server, tests/e2e/test_publish_rollout.py publishes through the publisher's
+ServiceAccount; this stand-in stays for the cases a real cluster does not show on demand (one
+replica unreachable mid-rollout, which rolls every replica back) and for the pod states that
+count as ready.
 """
 
 from __future__ import annotations
