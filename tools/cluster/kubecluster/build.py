@@ -8,6 +8,7 @@ the same machine (CI) links from a warm build cache instead of compiling Kuberne
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,38 @@ def ensure_binaries(layout: ClusterLayout, log: bool = True) -> Path:
             seconds = time.monotonic() - started
             print(f"built {binary.name} from {binary.module} in {seconds:.0f} s", file=sys.stderr)
     return target
+
+
+def required_version(module_dir: Path, module: str) -> str:
+    """The version of `module` that `module_dir`/go.mod pins (one place per tool)."""
+    text = (module_dir / "go.mod").read_text()
+    match = re.search(rf"^\s*{re.escape(module)} (v\S+)", text, re.MULTILINE)
+    if not match:
+        raise BuildError(f"{module} is not required in {module_dir}/go.mod")
+    return match.group(1)
+
+
+def ensure_tool(layout: ClusterLayout, module_dir: Path, module: str, package: str,
+                name: str) -> Path:  # fmt: skip
+    """A binary of a tool around the cluster (an operator, an adapter), built once per release
+    from its own Go module folder, whose Kubernetes client libraries may be of another release
+    than the control plane's; cached in `.work/cluster/bin/<name>-<version>/`."""
+    version = required_version(module_dir, module)
+    binary = layout.bin_root / f"{name}-{version}" / package.rsplit("/", 1)[-1]
+    if binary.is_file():
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_name(f".{binary.name}.partial")
+    started = time.monotonic()
+    result = subprocess.run(
+        ["nice", "-n", "10", go_binary(), "build", "-o", str(partial), package],
+        cwd=module_dir, env=dict(os.environ, CGO_ENABLED="0"),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
+        raise BuildError(f"building {name} from {module} {version} failed:\n{tail}")
+    partial.rename(binary)
+    print(f"built {name} {version} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return binary

@@ -22,7 +22,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -32,7 +31,7 @@ from typing import Any
 import yaml
 
 from kubecluster import processes
-from kubecluster.build import BuildError, go_binary
+from kubecluster.build import BuildError, ensure_tool, required_version
 from kubecluster.crds import module_dir
 from kubecluster.kubeapi import ApiError, KubeApi
 from kubecluster.layout import GO_MODULE_DIR, ClusterLayout
@@ -55,39 +54,13 @@ ENV_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
 def operator_version() -> str:
-    match = re.search(
-        rf"^\s*{re.escape(OPERATOR_MODULE)} (v\S+)", (OPERATOR_MODULE_DIR / "go.mod").read_text(),
-        re.MULTILINE,
-    )  # fmt: skip
-    if not match:
-        raise BuildError(f"{OPERATOR_MODULE} is not required in {OPERATOR_MODULE_DIR}/go.mod")
-    return match.group(1)
+    return required_version(OPERATOR_MODULE_DIR, OPERATOR_MODULE)
 
 
 def ensure_operator(layout: ClusterLayout) -> Path:
-    """The operator's binary, built once per release from its own module (its Kubernetes
-    client libraries are of another release than the control plane's)."""
-    version = operator_version()
-    binary = layout.bin_root / f"prometheus-operator-{version}" / "operator"
-    if binary.is_file():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_name(".operator.partial")
-    started = time.monotonic()
-    result = subprocess.run(
-        ["nice", "-n", "10", go_binary(), "build", "-o", str(partial),
-         f"{OPERATOR_MODULE}/cmd/operator"],
-        cwd=OPERATOR_MODULE_DIR, env=dict(os.environ, CGO_ENABLED="0"),
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise BuildError(f"building the operator from {OPERATOR_MODULE} {version} failed:\n{tail}")
-    partial.rename(binary)
-    print(f"built prometheus-operator {version} in {time.monotonic() - started:.0f} s",
-          file=sys.stderr)  # fmt: skip
-    return binary
+    """The operator's binary, built once per release from its own module."""
+    return ensure_tool(layout, OPERATOR_MODULE_DIR, OPERATOR_MODULE,
+                       f"{OPERATOR_MODULE}/cmd/operator", "prometheus-operator")  # fmt: skip
 
 
 def operator_crds() -> list[Path]:
