@@ -45,7 +45,6 @@ class PodTimeline:
 class Recorder:
     api: KubeApi
     namespace: str
-    load: LoadRecord
     origin: float = field(default_factory=time.monotonic)
     rows: list[ClusterRow] = field(default_factory=list)
     pods: dict[str, PodTimeline] = field(default_factory=dict)
@@ -108,28 +107,36 @@ class Recorder:
         return hpa, deployment
 
     def _row(self, hpa: dict[str, Any], deployment: dict[str, Any]) -> ClusterRow:
-        now = time.monotonic()
-        window_start = now - ROW_SECONDS - self.load.started_at
-        window_end = now - self.load.started_at
-        outcomes = self.load.snapshot()
-        offered = [o for o in outcomes if window_start <= o.sent_at_s < window_end]
-        answered = [o for o in outcomes if o.ok
-                    and window_start <= o.sent_at_s + o.latency_s < window_end]  # fmt: skip
-        # Requests still waiting or in flight are not in `outcomes` yet: offered counts what
-        # was due in the window among those recorded, so it lags by the time in flight.
-        latencies = [o.latency_s for o in answered]
+        """The cluster's side of a row; the load's side is filled in once the load is over
+        (`fill_load`), when every request due in the window has its outcome."""
         status = hpa.get("status", {})
         return ClusterRow(
-            time_s=now - self.origin,
-            offered_per_s=len(offered) / ROW_SECONDS,
-            served_per_s=len(answered) / ROW_SECONDS,
-            p50_s=float(np.percentile(latencies, 50)) if latencies else None,
-            p99_s=float(np.percentile(latencies, 99)) if latencies else None,
+            time_s=time.monotonic() - self.origin,
+            offered_per_s=0.0,
+            served_per_s=0.0,
+            p50_s=None,
+            p99_s=None,
             metrics=current_metrics(status),
             desired_replicas=status.get("desiredReplicas"),
             spec_replicas=deployment["spec"].get("replicas"),
             ready_replicas=int(deployment.get("status", {}).get("readyReplicas") or 0),
         )
+
+    def fill_load(self, record: LoadRecord) -> None:
+        """Each row's offered rate (requests due in its 5 s, sent or not), served rate (200 OK
+        answers in its 5 s) and the latency of those answers, counted from when they were due."""
+        outcomes = record.snapshot()
+        for row in self.rows:
+            end = self.origin + row.time_s - record.started_at
+            start = end - ROW_SECONDS
+            due = [o for o in outcomes if start <= o.sent_at_s < end]
+            answered = [o for o in outcomes
+                        if o.ok and start <= o.sent_at_s + o.latency_s < end]  # fmt: skip
+            latencies = [o.latency_s for o in answered]
+            row.offered_per_s = len(due) / ROW_SECONDS
+            row.served_per_s = len(answered) / ROW_SECONDS
+            row.p50_s = float(np.percentile(latencies, 50)) if latencies else None
+            row.p99_s = float(np.percentile(latencies, 99)) if latencies else None
 
 
 def current_metrics(hpa_status: dict[str, Any]) -> dict[str, float | None]:

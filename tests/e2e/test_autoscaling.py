@@ -187,13 +187,12 @@ def test_a_load_step_scales_out_through_the_real_controllers_and_back(
              timeout=METRICS_TIMEOUT, interval=1.0)  # fmt: skip
     address = api.get(f"/api/v1/namespaces/{NAMESPACE}/services/triton")["spec"]["clusterIP"]
     wall_minus_monotonic = time.time() - time.monotonic()
-    recorder = Recorder(api, NAMESPACE, LoadRecord()).start()
+    recorder = Recorder(api, NAMESPACE).start()
     stop = threading.Event()
     try:
         time.sleep(BASELINE_SECONDS)
         before = {p["metadata"]["uid"] for p in pods(api)}
         record = LoadRecord()
-        recorder.load = record
         step_at = record.started_at
         load = threading.Thread(target=open_loop_http, args=(f"{address}:8000", OFFERED_PER_S,
                                 LOAD_LIMIT_SECONDS), kwargs={"workers": WORKERS, "stop": stop,
@@ -228,6 +227,7 @@ def test_a_load_step_scales_out_through_the_real_controllers_and_back(
         stop.set()
         recorder.stop()
 
+    recorder.fill_load(record)
     outcomes = record.snapshot()
     statuses = Counter(o.status for o in outcomes)
     new_pods = [t for uid, t in recorder.pods.items() if uid not in before]
