@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from inference_tools.autoscaling.hpa_spec import quantity_value
-from kubecluster.kubeapi import ApiError, KubeApi
+from kubecluster.kubeapi import KubeApi
 from lab.autoscaling.plots import ClusterRow
 from lab.reliability.load import LoadRecord
 
@@ -52,6 +53,7 @@ class Recorder:
     desired_changes: list[tuple[float, int]] = field(default_factory=list)
     spec_changes: list[tuple[float, int]] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
+    errors: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self._loop, name="recorder", daemon=True)
@@ -72,9 +74,10 @@ class Recorder:
                 if time.monotonic() >= next_row:
                     self.rows.append(self._row(hpa, deployment))
                     next_row += ROW_SECONDS
-            except (ApiError, OSError):
-                # A slow API answer on the loaded machine: the next poll tries again.
-                pass
+            except Exception as error:
+                # A slow API answer on the loaded machine, or anything else: counted and
+                # reported with the figures; the next poll tries again.
+                self.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
             self.stopping.wait(POLL_SECONDS)
 
     def _poll(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -190,6 +193,12 @@ class ColdStart:
     model_load_s: float  # Triton started -> its last model loaded
     startup_probe_s: float  # last model loaded -> startup probe passed (period 10 s)
     first_canary_s: float  # startup passed -> Ready (the readiness probe's canary)
+
+    def describe(self) -> str:
+        return (f"cold start {self.pod}: {self.total_s:.1f} s = scheduling "
+                f"{self.scheduling_s:.2f} + process start {self.process_start_s:.2f} + model "
+                f"load {self.model_load_s:.2f} + startup probe {self.startup_probe_s:.2f} + "
+                f"first canary {self.first_canary_s:.2f}")  # fmt: skip
 
     @property
     def total_s(self) -> float:
