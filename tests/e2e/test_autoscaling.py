@@ -80,6 +80,20 @@ def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def settled(api: KubeApi, replicas: int) -> set[str]:
+    """The pods' names once the Deployment's rollout is over at `replicas` (every pod of its
+    current template Ready, no other pod left), else an empty set."""
+    deployment = api.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/triton")
+    status = deployment.get("status", {})
+    rolled_out = status.get("observedGeneration") == deployment["metadata"]["generation"] and all(
+        status.get(field) == replicas for field in ("replicas", "updatedReplicas", "readyReplicas")
+    )
+    found = pods(api)
+    if not rolled_out or len(found) != replicas or not all(ready(p) for p in found):
+        return set()
+    return {p["metadata"]["name"] for p in found}
+
+
 def hpa(api: KubeApi) -> dict[str, Any]:
     path = f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/triton"
     return dict(api.get(path))
@@ -135,10 +149,12 @@ def test_prometheus_adapter_serves_tritons_metrics_to_the_hpa_controller(
     started = time.monotonic()
     available_after = metrics_adapter.wait_available(cluster, api)
     minimum = hpa(api)["spec"]["minReplicas"]
-    names = wait_for(f"{minimum} ready Triton pods",
-                     lambda: {p["metadata"]["name"] for p in pods(api) if ready(p)}
-                     if sum(ready(p) for p in pods(api)) >= minimum else None,
-                     timeout=READY_TIMEOUT, interval=1.0)  # fmt: skip
+    names = wait_for(
+        f"the overlay's {minimum} pods ready, no other pod left",
+        lambda: settled(api, minimum),
+        timeout=READY_TIMEOUT,
+        interval=1.0,
+    )
     pods_ready_after = time.monotonic() - started
     served = {}
     for version, _ in metrics_adapter.VERSIONS:
@@ -182,8 +198,7 @@ def test_a_load_step_scales_out_through_the_real_controllers_and_back(
     minimum, maximum = spec["minReplicas"], spec["maxReplicas"]
     wait_for("the HPA at minReplicas with its metrics",
              lambda: (s := hpa(api).get("status", {})).get("desiredReplicas") == minimum
-             and len(current_metrics(s)) == len(METRICS)
-             and sum(ready(p) for p in pods(api)) == minimum == len(pods(api)),
+             and len(current_metrics(s)) == len(METRICS) and settled(api, minimum),
              timeout=METRICS_TIMEOUT, interval=1.0)  # fmt: skip
     address = api.get(f"/api/v1/namespaces/{NAMESPACE}/services/triton")["spec"]["clusterIP"]
     wall_minus_monotonic = time.time() - time.monotonic()
