@@ -1,8 +1,8 @@
 """The autoscaling scenario's tooling, without a cluster (so it runs in `make test`): the host
 Prometheus's targets follow a Service's EndpointSlices with the ServiceMonitor's labels (checked
 by Debian's promtool), the adapter gets the rules `adapter-values` renders and is registered as
-an aggregated API, the aggregator's certificates chain to the right CAs, and a cold start is
-split from the runner's and Triton's log lines."""
+an aggregated API, the aggregator's certificates chain to the right CAs, a cold start is split
+from the runner's and Triton's log lines, and each 5 s row counts the load it saw."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 from inference_tools.autoscaling import rendered_settings
 from kubecluster import metrics_adapter, service_prometheus
+from kubecluster.kubeapi import KubeApi
 from kubecluster.layout import BRIDGE_ADDRESS
 from kubecluster.pki import FRONT_PROXY_CLIENT, ensure_pki, ensure_service_cert
+from lab.autoscaling.plots import ClusterRow
+from lab.reliability.load import NOT_SENT, OK, LoadRecord, Outcome
 
-from tests.e2e.autoscaling_record import PodTimeline, cold_start, runner_events
+from tests.e2e.autoscaling_record import PodTimeline, Recorder, cold_start, runner_events
 from tests.e2e.conftest import LOCAL_OVERLAYS
 
 OVERLAY = LOCAL_OVERLAYS / "cpu-hpa-scaling"
@@ -158,3 +162,23 @@ def test_a_cold_start_is_split_from_the_runner_and_triton_logs() -> None:
     # A pod not yet Ready has no cold start to report.
     unready = PodTimeline("triton-x", "uid", created=base, seen=base + 0.3)
     assert cold_start(unready, runner_log, triton_log, "inference") is None
+
+
+def test_each_rows_load_counts_what_was_due_and_what_was_answered_in_its_5_s() -> None:
+    recorder = Recorder(api=cast(KubeApi, None), namespace="inference")
+    recorder.origin = 100.0
+    record = LoadRecord()
+    record.started_at = 110.0
+    record.outcomes += [
+        Outcome(sent_at_s=1.0, latency_s=0.5, status=OK),
+        # Due in the first window, answered in the second.
+        Outcome(sent_at_s=4.0, latency_s=2.0, status=OK),
+        # Due, never sent: offered, not served.
+        Outcome(sent_at_s=3.0, latency_s=0.0, status=NOT_SENT),
+    ]
+    for time_s in (15.0, 20.0):
+        recorder.rows.append(ClusterRow(time_s, 0.0, 0.0, None, None, {}, 2, 2, 2))
+    recorder.fill_load(record)
+    first, second = recorder.rows
+    assert (first.offered_per_s, first.served_per_s, first.p50_s) == (0.6, 0.2, 0.5)
+    assert (second.offered_per_s, second.served_per_s, second.p50_s) == (0.0, 0.2, 2.0)
