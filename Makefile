@@ -214,7 +214,7 @@ cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespa
 	$(CLUSTER) down
 
 .PHONY: e2e
-e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load; brings up `make cluster`
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load, autoscaling through prometheus-adapter and the HPA controller; brings up `make cluster`
 	$(BIN)/pytest -m e2e -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: reliability

@@ -15,6 +15,7 @@ import http.client
 import itertools
 import json
 import logging
+import queue
 import threading
 import time
 from collections import Counter
@@ -327,4 +328,60 @@ def open_loop_grpc(
             answered.acquire(timeout=HTTP_TIMEOUT_S + 5)
     finally:
         client.close()
+    return record
+
+
+NOT_SENT = "not sent"
+
+
+def open_loop_http(
+    address: str,
+    rate_per_s: float,
+    duration_s: float,
+    *,
+    workers: int,
+    stop: threading.Event | None = None,
+    record: LoadRecord | None = None,
+) -> LoadRecord:
+    """Offer `rate_per_s` requests per second for `duration_s` over HTTP, each on a new
+    connection (so that a Service's kube-proxy picks an endpoint per request), sent by at most
+    `workers` at once.
+
+    A request due while every worker is busy waits on the client, and its latency counts from
+    the moment it was due: the offered rate stays what it was, whatever the server serves.
+    Requests still waiting when the time is up (or `stop` is set) are recorded as NOT_SENT.
+    """
+    record = record or LoadRecord()
+    stop = stop or threading.Event()
+    due: queue.Queue[tuple[int, float] | None] = queue.Queue()
+
+    def work() -> None:
+        while (item := due.get()) is not None:
+            index, due_at = item
+            if stop.is_set():
+                record.add(due_at, NOT_SENT)
+                continue
+            client = HttpEmbeddingClient(address)
+            try:
+                status, message = client(index)
+            finally:
+                client.close()
+            record.add(due_at, status, message)
+
+    threads = [threading.Thread(target=work, name=f"open-loop-{n}", daemon=True)
+               for n in range(workers)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    interval_s = 1.0 / rate_per_s
+    for index in range(int(rate_per_s * duration_s)):
+        due_at = record.started_at + index * interval_s
+        if stop.wait(max(0.0, due_at - time.monotonic())):
+            break
+        due.put((index, due_at))
+    # Time is up: what has not started is dropped, what is in flight is answered.
+    stop.set()
+    for _ in threads:
+        due.put(None)
+    for thread in threads:
+        thread.join(timeout=HTTP_TIMEOUT_S + 5)
     return record

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from kubecluster import monitoring, network, processes
+from kubecluster import kubeapi, metrics_adapter, monitoring, network, processes, service_prometheus
 from kubecluster.build import ensure_binaries
 from kubecluster.layout import (
     BRIDGE_ADDRESS,
@@ -33,6 +33,7 @@ from kubecluster.layout import (
 from kubecluster.pki import (
     ADMIN,
     CONTROLLER_MANAGER,
+    FRONT_PROXY_CLIENT,
     KUBE_PROXY,
     POD_RUNNER,
     SCHEDULER,
@@ -69,30 +70,11 @@ def _free_port() -> int:
 
 
 def write_kubeconfig(path: Path, server: str, pki: Pki, identity: ClientIdentity) -> None:
-    # JSON is YAML: kubectl and client-go read it as a kubeconfig.
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "e2e",
-                "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)},
-            }
-        ],
-        "users": [
-            {
-                "name": identity.user,
-                "user": {
-                    "client-certificate": str(pki.client_cert(identity)),
-                    "client-key": str(pki.client_key(identity)),
-                },
-            }
-        ],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": identity.user}}],
-        "current-context": "e2e",
+    credentials = {
+        "client-certificate": str(pki.client_cert(identity)),
+        "client-key": str(pki.client_key(identity)),
     }
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    path.chmod(0o600)
+    kubeapi.write_kubeconfig(path, server, pki.ca_cert, identity.user, credentials)
 
 
 def _get(url: str, context: ssl.SSLContext | None) -> tuple[int, str]:
@@ -256,6 +238,17 @@ def up(layout: ClusterLayout) -> None:
         # As in real clusters: privileged pods are possible in principle, so a refusal in a
         # restricted namespace comes from Pod Security admission, not from this switch.
         "--allow-privileged=true",
+        # The aggregator (kube-aggregator, inside this server) proxies APIServices such as
+        # custom.metrics.k8s.io to their extension API servers with the front proxy's client
+        # certificate and the caller's identity in these headers; the server publishes the CA
+        # and names in kube-system/extension-apiserver-authentication for those servers to check.
+        f"--requestheader-client-ca-file={pki.front_proxy_ca_cert}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.front_proxy_client_cert}",
+        f"--proxy-client-key-file={pki.front_proxy_client_key}",
         "--profiling=false",
     ])  # fmt: skip
     admin = admin_context(pki)
@@ -366,8 +359,11 @@ def _wait_node_ready(layout: ClusterLayout, server: str, context: ssl.SSLContext
 
 
 def down(layout: ClusterLayout, quiet: bool = False) -> None:
-    # What the monitoring scenario started on the host goes first, while the API answers.
+    # What the monitoring and autoscaling scenarios started on the host goes first, while the
+    # API answers.
     monitoring.stop(layout)
+    metrics_adapter.stop(layout)
+    service_prometheus.stop(layout)
     for component in COMPONENTS:
         processes.stop(layout.pid_file(component), STOP_GRACE_SECONDS.get(component, 10.0))
     layout.state_file.unlink(missing_ok=True)

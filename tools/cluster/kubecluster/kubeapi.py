@@ -12,6 +12,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
+def write_kubeconfig(
+    path: Path, server: str, ca_file: Path, user: str, credentials: dict[str, str]
+) -> None:
+    """A kubeconfig of one cluster and one user (client certificate or token); JSON is YAML, and
+    kubectl, client-go and `KubeApi.from_kubeconfig` read it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "e2e", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}],
+        "current-context": "e2e",
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, method: str, path: str, body: str) -> None:
         super().__init__(f"{method} {path}: {status} {body[:500]}")

@@ -5,6 +5,13 @@ administrator (group system:masters); the controller manager, the scheduler and 
 the user names that Kubernetes' bootstrap RBAC grants their roles to; and the pod runner as a
 node (system:node:<name> in system:nodes), which the Node authorizer and NodeRestriction then
 hold to its own Node, Lease and pods, as they hold a kubelet.
+
+A second CA, the front proxy's (as kubeadm keeps it apart), signs the one client certificate
+the API server's aggregator presents to extension API servers (prometheus-adapter): they trust
+the user and groups it forwards in request headers only from a certificate of that CA with that
+name, so no other client of the main CA can speak for someone else. Extension API servers get
+serving certificates from the main CA for their Service's DNS name, which the APIService's
+caBundle then vouches for.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler", None)
 KUBE_PROXY = ClientIdentity("kube-proxy", "system:kube-proxy", None)
 POD_RUNNER = ClientIdentity("pod-runner", f"system:node:{NODE_NAME}", "system:nodes")
 CLIENTS = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBE_PROXY, POD_RUNNER)
+# The aggregator's identity towards extension API servers (--requestheader-allowed-names).
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 SERVING_NAMES = (
     "IP:127.0.0.1",
@@ -74,11 +83,37 @@ class Pki:
     def service_account_public_key(self) -> Path:
         return self.folder / "service-account.pub"
 
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        return self.folder / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_ca_key(self) -> Path:
+        return self.folder / "front-proxy-ca.key"
+
+    @property
+    def front_proxy_client_cert(self) -> Path:
+        return self.folder / f"{FRONT_PROXY_CLIENT}.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.folder / f"{FRONT_PROXY_CLIENT}.key"
+
+    def service_cert(self, namespace: str, name: str) -> Path:
+        return self.folder / f"service-{namespace}-{name}.crt"
+
+    def service_key(self, namespace: str, name: str) -> Path:
+        return self.folder / f"service-{namespace}-{name}.key"
+
     def client_cert(self, identity: ClientIdentity) -> Path:
         return self.folder / f"{identity.file_stem}.crt"
 
     def client_key(self, identity: ClientIdentity) -> Path:
         return self.folder / f"{identity.file_stem}.key"
+
+
+CLIENT_EXTENSIONS = ["keyUsage=critical,digitalSignature,keyEncipherment",
+                     "extendedKeyUsage=clientAuth"]  # fmt: skip
 
 
 def _openssl(*args: str) -> None:
@@ -87,14 +122,24 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
 
-def _signed(pki: Pki, key: Path, cert: Path, subject: str, extensions: list[str]) -> None:
+def _self_signed_ca(key: Path, cert: Path, name: str) -> None:
+    _openssl("genrsa", "-out", str(key), "2048")
+    _openssl("req", "-x509", "-new", "-key", str(key), "-days", DAYS, "-subj", f"/CN={name}",
+             "-out", str(cert))  # fmt: skip
+
+
+def _signed(
+    pki: Pki, key: Path, cert: Path, subject: str, extensions: list[str],
+    ca: tuple[Path, Path] | None = None,
+) -> None:  # fmt: skip
+    ca_cert, ca_key = ca or (pki.ca_cert, pki.ca_key)
     request = cert.with_suffix(".csr")
     _openssl("genrsa", "-out", str(key), "2048")
     _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(request))
     extension_file = cert.with_suffix(".ext")
     extension_file.write_text("\n".join(extensions) + "\n")
     _openssl(
-        "x509", "-req", "-in", str(request), "-CA", str(pki.ca_cert), "-CAkey", str(pki.ca_key),
+        "x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key),
         "-CAcreateserial", "-days", DAYS, "-out", str(cert), "-extfile", str(extension_file),
     )  # fmt: skip
     request.unlink()
@@ -108,10 +153,14 @@ def ensure_pki(folder: Path) -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     if not pki.ca_cert.is_file():
-        _openssl("genrsa", "-out", str(pki.ca_key), "2048")
-        _openssl(
-            "req", "-x509", "-new", "-key", str(pki.ca_key), "-days", DAYS,
-            "-subj", "/CN=scalable-inference-server-e2e-ca", "-out", str(pki.ca_cert),
+        _self_signed_ca(pki.ca_key, pki.ca_cert, "scalable-inference-server-e2e-ca")
+    if not pki.front_proxy_ca_cert.is_file():
+        _self_signed_ca(pki.front_proxy_ca_key, pki.front_proxy_ca_cert, "front-proxy-ca")
+    if not pki.front_proxy_client_cert.is_file():
+        _signed(
+            pki, pki.front_proxy_client_key, pki.front_proxy_client_cert,
+            f"/CN={FRONT_PROXY_CLIENT}", CLIENT_EXTENSIONS,
+            ca=(pki.front_proxy_ca_cert, pki.front_proxy_ca_key),
         )  # fmt: skip
     if not pki.serving_cert.is_file():
         _signed(
@@ -125,10 +174,8 @@ def ensure_pki(folder: Path) -> Pki:
             continue
         subject = f"/CN={identity.user}" + (f"/O={identity.group}" if identity.group else "")
         _signed(
-            pki, pki.client_key(identity), pki.client_cert(identity), subject,
-            ["keyUsage=critical,digitalSignature,keyEncipherment",
-             "extendedKeyUsage=clientAuth"],
-        )  # fmt: skip
+            pki, pki.client_key(identity), pki.client_cert(identity), subject, CLIENT_EXTENSIONS
+        )
     if not pki.service_account_key.is_file():
         _openssl("genrsa", "-out", str(pki.service_account_key), "2048")
         _openssl(
@@ -136,3 +183,17 @@ def ensure_pki(folder: Path) -> Pki:
             "-out", str(pki.service_account_public_key),
         )  # fmt: skip
     return pki
+
+
+def ensure_service_cert(pki: Pki, namespace: str, name: str) -> tuple[Path, Path]:
+    """A serving certificate for the Service `name` in `namespace`, signed by the main CA: the
+    aggregator checks an extension API server's certificate against `<name>.<namespace>.svc`."""
+    cert, key = pki.service_cert(namespace, name), pki.service_key(namespace, name)
+    if not cert.is_file():
+        names = [f"DNS:{name}.{namespace}.svc", f"DNS:{name}.{namespace}.svc.cluster.local"]
+        _signed(
+            pki, key, cert, f"/CN={name}.{namespace}.svc",
+            ["keyUsage=critical,digitalSignature,keyEncipherment",
+             "extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(names)],
+        )  # fmt: skip
+    return cert, key
