@@ -139,6 +139,10 @@ class PodWorker:
     killed: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # One status write at a time, computed and sent together: two probe threads computing
+    # concurrently could send the older status last (a restarted sidecar then stayed unready
+    # in the API while ready here, and nothing changed to write it again).
+    status_lock: threading.Lock = field(default_factory=threading.Lock)
     start_time: str = field(default_factory=now_rfc3339)
     network_ready: bool = False
     # Every plain init container has completed and every sidecar has started.
@@ -511,6 +515,10 @@ class PodWorker:
     # -- status -------------------------------------------------------------------------------
 
     def write_status(self) -> None:
+        with self.status_lock:
+            self._write_status()
+
+    def _write_status(self) -> None:
         if self.killed.is_set():
             return
         main = [s for s in self.states.values() if s.role == "main"]
