@@ -20,8 +20,9 @@ from __future__ import annotations
 # Entry models: what clients call. Composing models of an ensemble are reached through it only.
 PUBLIC_MODELS: tuple[str, ...] = ("text_embedding",)
 
-# The largest valid request is 64 texts of 64 KiB (4 MiB of text) plus JSON framing; the cap
-# leaves room for that and for binary tensors, and stays far below what Triton would buffer.
+# The largest valid request holds 256 KiB of text (the tokenizer's max_request_text_bytes);
+# as JSON with every byte escaped it stays under 2 MiB. The cap leaves room for that and for
+# binary tensors, and stays far below what Triton would buffer.
 MAX_REQUEST_BODY_BYTES = 8 * 1024 * 1024
 MAX_REQUEST_BODY_NGINX = "8m"
 # A client that sends its body slower than this is cut off rather than holding a connection.
