@@ -185,7 +185,8 @@ def run(
     notes = (
         f"one-text client p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
         f"(target {P99_TARGET_S * 1000:.0f} ms), {len(served)} of {len(sent)} served; "
-        f"loopers answered {dict(looper_statuses)}; Triton + stubs RSS {rss_before / mib:.0f} MiB before, "
+        f"loopers answered {dict(looper_statuses)}; Triton + stubs RSS "
+        f"{rss_before / mib:.0f} MiB before, "
         f"{peak.peak_bytes / mib:.0f} MiB peak, {rss_after / mib:.0f} MiB {settle_s:g} s after"
     )
     return ScenarioResult(
