@@ -2,8 +2,9 @@
 
 The largest request (max_batch_size texts sharing the request's text bytes, each past the 256
 tokens the encoder reads) keeps an encoder execution busy for seconds, and an execution runs
-to its end. With a session per thread slot, three of them in flight left a one-text request
-queued until one finished; the encoder now has spare sessions, so it is answered first.
+to its end. With a session per thread slot (two), three of them in flight left a one-text
+request queued behind them until the 2 s queue timeout refused it (503, seen with this test);
+the encoder now has spare sessions, so it is answered while all three still run.
 """
 
 from __future__ import annotations
