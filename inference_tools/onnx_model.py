@@ -161,9 +161,22 @@ def session_options(config: Mapping[str, Any]) -> ort.SessionOptions:
 
 # ONNX Runtime's INVALID_ARGUMENT status (its Python exception type for that status code).
 ORT_INVALID_ARGUMENT = ort.capi.onnxruntime_pybind11_state.InvalidArgument
-# ONNX Runtime prints each failed run to stderr itself; the failure is logged here instead.
-QUIET_RUN = ort.RunOptions()
-QUIET_RUN.log_severity_level = 4
+# The run option (and config parameter of Triton's ONNX Runtime backend, which sets it on every
+# run) that lists the memory arenas to shrink when a run ends, e.g. "cpu:0". Without it, the
+# arena keeps what the largest batch took for the life of the session.
+ARENA_SHRINKAGE_KEY = "memory.enable_memory_arena_shrinkage"
+
+
+def run_options(config: Mapping[str, Any]) -> ort.RunOptions:
+    """Options of every session run, from the config `parameters` Triton's backend reads."""
+    options = ort.RunOptions()
+    # ONNX Runtime prints each failed run to stderr itself; the failure is logged here instead.
+    options.log_severity_level = 4
+    shrinkage = _parameter(config, ARENA_SHRINKAGE_KEY)
+    if shrinkage:
+        options.add_run_config_entry(ARENA_SHRINKAGE_KEY, shrinkage)
+    return options
+
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -230,6 +243,7 @@ class OnnxModel:
         self.valid_ranges = _valid_ranges(config, self.name)
         nonempty = _parameter(config, NONEMPTY_ROWS_KEY)
         self.nonempty_rows_input = nonempty or None
+        self.run_options = run_options(config)
         if not model_file.is_file():
             raise ModelConfigError(f"model '{self.name}': model file {model_file} does not exist")
         try:
@@ -345,7 +359,7 @@ class OnnxModel:
                 )
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, dict(feeds), QUIET_RUN)
+        values = self.session.run(self.output_names, dict(feeds), self.run_options)
         return dict(zip(self.output_names, values, strict=True))
 
     def run_batched(

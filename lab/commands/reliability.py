@@ -16,6 +16,7 @@ from lab.reliability.pod_lifecycle import DEFAULT_OVERLAY, PodLifecycle, pod_lif
 from lab.reliability.report import ScenarioResult, markdown_table, write_reports
 from lab.reliability.scenarios.backend_crash import scenario as backend_crash
 from lab.reliability.scenarios.drain_cases import scenario as drain_cases
+from lab.reliability.scenarios.hostile_input import max_size_loopers
 from lab.reliability.scenarios.hostile_input import scenario as hostile_input
 from lab.reliability.scenarios.local_stop import scenario as local_stop
 from lab.reliability.scenarios.overload import scenario as overload
@@ -99,6 +100,7 @@ def _scenarios() -> dict[str, list[Scenario]]:
         "hostile-input": [
             lambda repo, life, args: hostile_input.run(repo, life),
             lambda repo, life, args: hostile_input.run(repo, life, edge_in_front=False),
+            lambda repo, life, args: max_size_loopers.run(repo, life),
         ],
         "model-store": [_model_store],
         "soak": [lambda repo, life, args: soak.run(repo, duration_s=args.soak_minutes * 60)],

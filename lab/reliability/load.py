@@ -114,20 +114,30 @@ class HttpEmbeddingClient:
     requests, one per call."""
 
     def __init__(
-        self, address: str, texts_per_request: int = 1, timeout_s: float = HTTP_TIMEOUT_S
+        self,
+        address: str,
+        texts_per_request: int = 1,
+        timeout_s: float = HTTP_TIMEOUT_S,
+        *,
+        texts: Callable[[int, int], list[str]] = request_texts,
+        source_host: str | None = None,
     ) -> None:
         self.texts_per_request = texts_per_request
         host, port = address.rsplit(":", 1)
         self._host, self._port, self._timeout_s = host, int(port), timeout_s
+        self._texts = texts
+        # A loopback source address of its own (127.0.0.N) makes the client a distinct client
+        # address for the edge's per-client limits.
+        self._source = (source_host, 0) if source_host else None
         self._connection: http.client.HTTPConnection | None = None
 
     def __call__(self, index: int) -> tuple[str, str]:
-        texts = request_texts(index, self.texts_per_request)
+        texts = self._texts(index, self.texts_per_request)
         tensor = {"name": TEXT, "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}
         body = json.dumps({"inputs": [tensor]})
         if self._connection is None:
             self._connection = http.client.HTTPConnection(
-                self._host, self._port, timeout=self._timeout_s
+                self._host, self._port, timeout=self._timeout_s, source_address=self._source
             )
         try:
             self._connection.request(

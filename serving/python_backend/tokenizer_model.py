@@ -9,7 +9,11 @@ import numpy as np
 
 from python_backend.contract import TEXT
 from python_backend.errors import InvalidInputError
-from python_backend.texts import DEFAULT_MAX_TEXT_BYTES, decode_texts
+from python_backend.texts import (
+    DEFAULT_MAX_REQUEST_TEXT_BYTES,
+    DEFAULT_MAX_TEXT_BYTES,
+    decode_texts,
+)
 from python_backend.tokenization import (
     DEFAULT_BUCKETS,
     DEFAULT_MAX_TOKENS,
@@ -29,10 +33,12 @@ class TokenizerModel:
         tokenizer: TextTokenizer,
         output_dtypes: Mapping[str, np.dtype],
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+        max_request_text_bytes: int = DEFAULT_MAX_REQUEST_TEXT_BYTES,
     ) -> None:
         self.tokenizer = tokenizer
         self.output_dtypes = dict(output_dtypes)
         self.max_text_bytes = max_text_bytes
+        self.max_request_text_bytes = max_request_text_bytes
 
     @classmethod
     def from_parameters(
@@ -42,21 +48,28 @@ class TokenizerModel:
         parameters: Mapping[str, str],
     ) -> TokenizerModel:
         """Build from the config's `parameters` (max_tokens, sequence_buckets, max_text_bytes,
-        tokenizer_threads)."""
+        max_request_text_bytes, tokenizer_threads)."""
         configure_threads(int(parameters.get("tokenizer_threads") or DEFAULT_THREADS))
         max_tokens = int(parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
         default_buckets = ",".join(str(b) for b in DEFAULT_BUCKETS)
         buckets = parse_buckets(parameters.get("sequence_buckets") or default_buckets, max_tokens)
         tokenizer = TextTokenizer(version_dir / TOKENIZER_FILENAME, max_tokens, buckets)
         max_text_bytes = int(parameters.get("max_text_bytes") or DEFAULT_MAX_TEXT_BYTES)
-        return cls(tokenizer, output_dtypes, max_text_bytes)
+        max_request_text_bytes = int(
+            parameters.get("max_request_text_bytes") or DEFAULT_MAX_REQUEST_TEXT_BYTES
+        )
+        return cls(tokenizer, output_dtypes, max_text_bytes, max_request_text_bytes)
 
     def run(self, text_tensors: Sequence[np.ndarray]) -> list[dict[str, np.ndarray] | Exception]:
         """Tokenize every request's texts in one tokenizer call; a bad request fails alone."""
         decoded: list[list[str] | Exception] = []
         for tensor in text_tensors:
             try:
-                decoded.append(decode_texts(tensor, TEXT_INPUT, self.max_text_bytes))
+                decoded.append(
+                    decode_texts(
+                        tensor, TEXT_INPUT, self.max_text_bytes, self.max_request_text_bytes
+                    )
+                )
             except InvalidInputError as error:
                 decoded.append(error)
         valid = [texts for texts in decoded if not isinstance(texts, Exception)]

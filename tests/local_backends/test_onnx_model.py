@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from inference_tools.onnx_model import (
+    ARENA_SHRINKAGE_KEY,
     NONEMPTY_ROWS_KEY,
     SPINNING_CONFIG_KEY,
     ModelConfigError,
@@ -201,6 +202,19 @@ def test_session_options_follow_the_config_and_never_spin():
     options = session_options({"parameters": {"intra_op_thread_count": {"string_value": "2"}}})
     assert options.intra_op_num_threads == 2
     assert options.get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
+
+
+def test_arena_shrinkage_from_the_config_applies_to_every_run(graph: Path):
+    shrinking = config(parameters={ARENA_SHRINKAGE_KEY: {"string_value": "cpu:0"}})
+    model = OnnxModel.from_triton_args(shrinking, graph.parent.parent, "1")
+    assert model.run_options.get_run_config_entry(ARENA_SHRINKAGE_KEY) == "cpu:0"
+    # ONNX Runtime refuses a run that names an arena the session does not have.
+    out = model.run({"x": np.ones((8, 3), np.float32)})
+    np.testing.assert_array_equal(out["y"], np.full((8, 3), 2.0, np.float32))
+    wrong = config(parameters={ARENA_SHRINKAGE_KEY: {"string_value": "gpu:0"}})
+    unknown_arena = OnnxModel.from_triton_args(wrong, graph.parent.parent, "1")
+    with pytest.raises(Exception, match="arena"):
+        unknown_arena.run({"x": np.ones((8, 3), np.float32)})
 
 
 def test_gpu_instances_ask_for_the_cuda_provider_or_refuse_to_load(monkeypatch):

@@ -28,3 +28,14 @@ def test_empty_batch_and_wide_rows_are_refused():
         decode_texts(np.array([], dtype=object).reshape(0, 1), "TEXT")
     with pytest.raises(InvalidInputError, match=r"shape \[batch\] or \[batch, 1\]"):
         decode_texts(np.array([[b"a", b"b"]], dtype=object), "TEXT")
+
+
+def test_a_request_over_its_text_bytes_is_refused_naming_the_limit():
+    fits = np.array([b"a" * 50, b"b" * 50], dtype=object)
+    assert decode_texts(fits, "TEXT", max_text_bytes=60, max_request_text_bytes=100) == [
+        "a" * 50,
+        "b" * 50,
+    ]
+    over = np.array([b"a" * 50, b"b" * 50, b"c"], dtype=object)
+    with pytest.raises(InvalidInputError, match=r"more than 100 bytes of text in its first 3 rows"):
+        decode_texts(over, "TEXT", max_text_bytes=60, max_request_text_bytes=100)

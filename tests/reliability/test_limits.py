@@ -1,6 +1,7 @@
 """The request limits are configured in the model repository and enforced at their boundary.
 
 - longest text: the tokenizer's `max_text_bytes` parameter (UTF-8 bytes per text);
+- most text in one request: the tokenizer's `max_request_text_bytes` (all texts together);
 - largest request: `max_batch_size` texts (the ensemble's and every composing model's).
 """
 
@@ -27,6 +28,7 @@ def limits(model_repository) -> dict[str, int]:
     assert len(batch_sizes) == 1, f"the pipeline's models disagree on max_batch_size: {batch_sizes}"
     return {
         "max_text_bytes": int(tokenizer.parameters["max_text_bytes"].string_value),
+        "max_request_text_bytes": int(tokenizer.parameters["max_request_text_bytes"].string_value),
         "max_batch_size": batch_sizes.pop(),
     }
 
@@ -50,11 +52,26 @@ def test_longest_text_is_accepted_one_byte_more_is_refused(connect, limits, prot
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_largest_request_is_accepted_one_text_more_is_refused(connect, limits, protocol):
-    batch, limit = limits["max_batch_size"], limits["max_text_bytes"]
+    batch, request_limit = limits["max_batch_size"], limits["max_request_text_bytes"]
     client = connect(protocol)
-    # The largest request there is: a full batch of texts of the longest length.
-    vectors = embed(client, protocol, [text_of(limit)] * batch)
+    # The largest request there is: a full batch sharing the request's bytes.
+    vectors = embed(client, protocol, [text_of(request_limit // batch)] * batch)
     assert vectors.shape == (batch, 384)
     with pytest.raises(InferenceServerException) as refused:
         embed(client, protocol, ["short"] * (batch + 1))
     assert f"batch-size must be <= {batch}" in refused.value.message()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_texts_over_the_request_bytes_are_refused_naming_the_limit(connect, limits, protocol):
+    text_limit, request_limit = limits["max_text_bytes"], limits["max_request_text_bytes"]
+    client = connect(protocol)
+    texts = request_limit // text_limit
+    vectors = embed(client, protocol, [text_of(text_limit)] * texts)
+    assert vectors.shape == (texts, 384)
+    # One byte more in one more text: refused with 400, and the server serves on.
+    with pytest.raises(InferenceServerException) as refused:
+        embed(client, protocol, [text_of(text_limit)] * texts + [b"x"])
+    assert f"more than {request_limit} bytes of text" in refused.value.message()
+    (vector,) = embed(client, protocol, ["still served"])
+    assert vector.shape == (384,)

@@ -1,5 +1,6 @@
-"""The `make reliability` hostile-input row, in a short version: no replica lost behind the edge,
-the replica lost without it.
+"""The `make reliability` hostile-input rows, in a short version: no replica lost behind the edge,
+the replica lost without it, and a one-text client served beside loopers of the largest request
+(its latency is the lab run's to measure, not a test's).
 
 Behind nginx, not tests/e2e: `make cluster` runs no Gateway or Ingress controller.
 """
@@ -7,6 +8,7 @@ Behind nginx, not tests/e2e: `make cluster` runs no Gateway or Ingress controlle
 from __future__ import annotations
 
 import pytest
+from lab.reliability.scenarios.hostile_input import max_size_loopers
 from lab.reliability.scenarios.hostile_input import scenario as hostile_input
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -24,3 +26,15 @@ def test_the_same_body_without_the_edge_loses_the_replica(model_repository, life
     result = hostile_input.run(model_repository, lifecycle, edge_in_front=False)
     assert result.details["replicas_lost"] == 1
     assert result.passed
+
+
+def test_one_text_client_beside_largest_request_loopers_is_served(
+    model_repository, lifecycle, nginx
+):
+    result = max_size_loopers.run(model_repository, lifecycle, phase_s=5.0, settle_s=1.0)
+    details = result.details
+    assert details["replicas_lost"] == 0
+    assert details["small_served"] > 0 and details["small_failed"] == 0, details
+    assert set(details["looper_answers"]) == {"ok"}, details["looper_answers"]
+    assert 0 < details["rss_before_bytes"] <= details["rss_peak_bytes"]
+    assert details["rss_after_bytes"] > 0
