@@ -12,13 +12,9 @@ signals and the preStop drain reach Triton as before). Repositories that are not
     triton-fit-instances [--cpus N] [--out DIR] -- tritonserver --model-repository=/models ...
 
 What is rewritten, per model (the reasoning and the figures are in docs/benchmarks.md):
-- `minilm` where it runs on the CPU (its instance groups without `kind: KIND_GPU`): two
-  single-threaded ONNX Runtime sessions per CPU on pods under 4 CPUs, two-threaded sessions
-  (one per CPU) from 4 CPUs on. Twice as many sessions as the threads the CPUs run: an
-  execution cannot be interrupted, and a batch of the largest requests lasts seconds, so with
-  a session per thread a one-text request would queue behind it; with spare sessions the kernel
-  shares the cores among executions instead (docs/security.md, cost per client). A GPU config
-  (KIND_GPU) is left as it is.
+- `minilm` where it runs on the CPU (its instance groups without `kind: KIND_GPU`): one
+  single-threaded ONNX Runtime session per CPU on pods under 4 CPUs, two-threaded sessions
+  (CPUs / 2 of them) from 4 CPUs on. A GPU config (KIND_GPU) is left as it is.
 - `tokenizer`: one instance per 8 CPUs on a CPU-only pod, where the encoder needs the cores;
   one per 2 CPUs where the encoder runs on a GPU (the `gpu` model config), where tokenizing and
   serving are the CPU's whole job. Every instance runs `encode_batch` on one thread; instances,
@@ -48,10 +44,6 @@ CONFIG_NAME_FLAG = "--model-config-name="
 # One `instance_group [ { ... count: N ... } ]` line, as this repository writes them.
 _INSTANCE_GROUP = re.compile(r"^instance_group \[ \{ (?P<body>[^{}]*) \} \]$", re.MULTILINE)
 _COUNT = re.compile(r"count: \d+")
-
-
-# Encoder sessions per CPU-thread slot: see the module docstring.
-SESSIONS_PER_THREAD_SLOT = 2
 
 
 class FitError(RuntimeError):
@@ -100,9 +92,7 @@ def plan(cpus: int, encoder_on_gpu: bool) -> dict[str, Fit]:
     fits = {}
     if not encoder_on_gpu:
         threads = 1 if cpus < 4 else 2
-        fits["minilm"] = Fit(
-            SESSIONS_PER_THREAD_SLOT * max(1, cpus // threads), threads, "intra_op_thread_count"
-        )
+        fits["minilm"] = Fit(max(1, cpus // threads), threads, "intra_op_thread_count")
     per_tokenizer = 2 if encoder_on_gpu else 8
     fits["tokenizer"] = Fit(max(1, cpus // per_tokenizer), 1, "tokenizer_threads")
     return fits

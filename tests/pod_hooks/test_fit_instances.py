@@ -52,7 +52,7 @@ def test_whole_cpus_rounds_up(cpus: float, whole: int) -> None:
 
 def test_plan_matches_the_shipped_configs_on_the_base_pod() -> None:
     fits = plan(2, encoder_on_gpu=False)
-    assert (fits["minilm"].count, fits["minilm"].threads) == (4, 1)
+    assert (fits["minilm"].count, fits["minilm"].threads) == (2, 1)
     assert (fits["tokenizer"].count, fits["tokenizer"].threads) == (1, 1)
     for model, fit in fits.items():
         config = read_model_config(MODEL_REPOSITORY / model / "config.pbtxt")
@@ -63,7 +63,7 @@ def test_plan_matches_the_shipped_configs_on_the_base_pod() -> None:
 def test_sixteen_cpus_without_a_gpu(tmp_path: Path) -> None:
     fits = write_fitted_repository(MODEL_REPOSITORY, tmp_path / "repo", 16)
     minilm = read_model_config(tmp_path / "repo" / "minilm" / "config.pbtxt")
-    assert [g.count for g in minilm.instance_group] == [16]
+    assert [g.count for g in minilm.instance_group] == [8]
     assert minilm.parameters["intra_op_thread_count"].string_value == "2"
     tokenizer = read_model_config(tmp_path / "repo" / "tokenizer" / "config.pbtxt")
     assert [(g.kind, g.count) for g in tokenizer.instance_group] == [(KIND_CPU, 2)]
@@ -76,7 +76,7 @@ def test_sixteen_cpus_without_a_gpu(tmp_path: Path) -> None:
     )
     # The source configs are untouched.
     source = read_model_config(MODEL_REPOSITORY / "minilm" / "config.pbtxt")
-    assert [g.count for g in source.instance_group] == [4]
+    assert [g.count for g in source.instance_group] == [2]
 
 
 def test_gpu_config_keeps_the_encoder_and_scales_the_tokenizer(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_command_points_at_the_copy_and_passes_remote_stores_through(tmp_path: P
     command = ["tritonserver", f"--model-repository={MODEL_REPOSITORY}", "--http-port=8000"]
     fitted = fitted_command(command, 4, tmp_path / "out", lines.append)
     assert fitted == ["tritonserver", f"--model-repository={tmp_path / 'out'}", "--http-port=8000"]
-    assert "minilm 4x2" in lines[0] and "tokenizer 1x1" in lines[0]
+    assert "minilm 2x2" in lines[0] and "tokenizer 1x1" in lines[0]
     remote = ["tritonserver", "--model-repository=s3://bucket/models"]
     assert fitted_command(remote, 4, tmp_path / "unused", lines.append) == remote
     with pytest.raises(FitError, match="no --model-repository"):
@@ -132,5 +132,5 @@ def test_script_execs_the_server_command_with_the_repository_replaced(tmp_path: 
         check=True,
     )
     log, echoed = result.stdout.splitlines()
-    assert "2 CPUs: minilm 4x1, tokenizer 1x1" in log
+    assert "2 CPUs: minilm 2x1, tokenizer 1x1" in log
     assert echoed == f"--model-repository={tmp_path / 'fitted'} --strict-readiness=true"

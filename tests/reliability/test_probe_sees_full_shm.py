@@ -27,8 +27,8 @@ from tests.clients import MODEL
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-# Room for the stubs' first regions (16 MiB each, six Python-based stubs locally: the tokenizer,
-# digits and four encoder sessions) and a little growth: a few refused requests fill it.
+# Room for the stubs' first regions (16 MiB each, four Python-based models locally) and a
+# little growth: a few refused requests fill it.
 SHM_SIZE = "160m"
 OVERSIZED_TEXT = "x" * 30_000_000  # refused with 400 by the tokenizer, after Triton copied it
 

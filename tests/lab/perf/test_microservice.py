@@ -52,6 +52,6 @@ def test_the_baseline_gets_the_served_encoders_session_options() -> None:
     assert options.get_session_config_entry(SPINNING_CONFIG_KEY) == "0"
     assert options.intra_op_num_threads == 1  # minilm's intra_op_thread_count
     service = MicroserviceProcess(MODEL_REPOSITORY, Path("unused.log"))
-    assert service.workers == encoder_instances(MODEL_REPOSITORY) == 4
-    assert "threadpool of 4" in service.settings_text
+    assert service.workers == encoder_instances(MODEL_REPOSITORY) == 2
+    assert "threadpool of 2" in service.settings_text
     assert "spinning off" in service.settings_text
