@@ -18,7 +18,10 @@ What is rewritten, per model (the reasoning and the figures are in docs/benchmar
 - `tokenizer`: one instance per 8 CPUs on a CPU-only pod, where the encoder needs the cores;
   one per 2 CPUs where the encoder runs on a GPU (the `gpu` model config), where tokenizing and
   serving are the CPU's whole job. Every instance runs `encode_batch` on one thread; instances,
-  not threads, add parallelism, because each instance's Python work is serial too.
+  not threads, add parallelism, because each instance's Python work is serial too. Where the
+  encoder runs on a GPU, the tokenizer's `max_request_tokens` is lifted to what its other
+  limits allow (max_batch_size texts of max_tokens): that budget is sized for the encoder's
+  cost on a CPU, where one request's execution holds a core for a large part of a second.
 
 Standard library only, like triton-drain and triton-probe: the serving image has no protobuf
 for Python, so the configs are edited as text, in the form this repository writes them, and a
@@ -44,6 +47,9 @@ CONFIG_NAME_FLAG = "--model-config-name="
 # One `instance_group [ { ... count: N ... } ]` line, as this repository writes them.
 _INSTANCE_GROUP = re.compile(r"^instance_group \[ \{ (?P<body>[^{}]*) \} \]$", re.MULTILINE)
 _COUNT = re.compile(r"count: \d+")
+_MAX_BATCH_SIZE = re.compile(r"^max_batch_size: (?P<size>\d+)$", re.MULTILINE)
+REQUEST_TOKENS_KEY = "max_request_tokens"
+MAX_TOKENS_KEY = "max_tokens"
 
 
 class FitError(RuntimeError):
@@ -109,13 +115,35 @@ def _rewrite_groups(text: str, count: int, source: Path) -> str:
     )
 
 
-def _rewrite_parameter(text: str, key: str, value: int, source: Path) -> str:
-    pattern = re.compile(
-        r'(parameters \{ key: "' + re.escape(key) + r'", value: \{ string_value: ")[^"]*(" \} \})'
+def _parameter_line(key: str) -> re.Pattern[str]:
+    return re.compile(
+        r'(parameters \{ key: "' + re.escape(key) + r'", value: \{ string_value: ")([^"]*)(" \} \})'
     )
+
+
+def _rewrite_parameter(text: str, key: str, value: int, source: Path) -> str:
+    pattern = _parameter_line(key)
     if not pattern.search(text):
         raise FitError(f'{source}: expected a `parameters {{ key: "{key}" ... }}` line')
-    return pattern.sub(lambda m: f"{m[1]}{value}{m[2]}", text)
+    return pattern.sub(lambda m: f"{m[1]}{value}{m[3]}", text)
+
+
+def lift_request_tokens(text: str, source: Path) -> str:
+    """A tokenizer config's `text` with `max_request_tokens` raised to max_batch_size x
+    max_tokens, the most its other limits let through (a config without the key is left as it
+    is). The budget bounds the encoder's cost on a CPU; where the encoder costs far less per
+    token (a GPU, or the serving-path benchmark's lookup graph) it would only refuse work."""
+    if not _parameter_line(REQUEST_TOKENS_KEY).search(text):
+        return text
+    batch = _MAX_BATCH_SIZE.search(text)
+    max_tokens = _parameter_line(MAX_TOKENS_KEY).search(text)
+    if batch is None or max_tokens is None:
+        raise FitError(
+            f"{source}: expected a `max_batch_size: N` line and a `{MAX_TOKENS_KEY}` parameter "
+            f"beside `{REQUEST_TOKENS_KEY}`"
+        )
+    lifted = int(batch["size"]) * int(max_tokens[2])
+    return _rewrite_parameter(text, REQUEST_TOKENS_KEY, lifted, source)
 
 
 def fitted_config(text: str, fit: Fit, source: Path) -> str:
@@ -143,13 +171,17 @@ def write_fitted_repository(
     source: Path, destination: Path, cpus: int, config_name: str | None = None
 ) -> dict[str, Fit]:
     """Link `source` into `destination` file by file, with the planned configs as real files."""
-    fits = plan(cpus, _encoder_on_gpu(source, config_name))
+    on_gpu = _encoder_on_gpu(source, config_name)
+    fits = plan(cpus, on_gpu)
     rewrites: dict[Path, str] = {}
     for model, fit in fits.items():
         if not (source / model).is_dir():
             continue
         path = _config_path(source / model, config_name)
-        rewrites[path] = fitted_config(path.read_text(), fit, path)
+        text = fitted_config(path.read_text(), fit, path)
+        if on_gpu and model == "tokenizer":
+            text = lift_request_tokens(text, path)
+        rewrites[path] = text
     for directory, _, files in os.walk(source, followlinks=True):
         relative = Path(directory).relative_to(source)
         (destination / relative).mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,11 @@ from python_backend.contract import ATTENTION_MASK, INPUT_IDS
 # sentence-transformers' max_seq_length for all-MiniLM-L6-v2, special tokens included.
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256)
+# Padded tokens (texts x bucket) of one request. The encoder's cost grows with them (one CPU
+# thread: about 0.3-0.4 ms per token at the full length), and an execution cannot be
+# interrupted, so this bounds how long any request waits behind another client's. Sized for
+# the base pod's CPU encoder (the shipped config says so, with the measurements).
+DEFAULT_MAX_REQUEST_TOKENS = 768
 # Threads of one tokenizer instance's `encode_batch` (the `tokenizers` library's Rayon pool).
 DEFAULT_THREADS = 1
 

@@ -16,8 +16,10 @@ from python_backend.texts import (
 )
 from python_backend.tokenization import (
     DEFAULT_BUCKETS,
+    DEFAULT_MAX_REQUEST_TOKENS,
     DEFAULT_MAX_TOKENS,
     DEFAULT_THREADS,
+    EncodedBatch,
     TextTokenizer,
     configure_threads,
     parse_buckets,
@@ -34,11 +36,13 @@ class TokenizerModel:
         output_dtypes: Mapping[str, np.dtype],
         max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
         max_request_text_bytes: int = DEFAULT_MAX_REQUEST_TEXT_BYTES,
+        max_request_tokens: int = DEFAULT_MAX_REQUEST_TOKENS,
     ) -> None:
         self.tokenizer = tokenizer
         self.output_dtypes = dict(output_dtypes)
         self.max_text_bytes = max_text_bytes
         self.max_request_text_bytes = max_request_text_bytes
+        self.max_request_tokens = max_request_tokens
 
     @classmethod
     def from_parameters(
@@ -48,7 +52,7 @@ class TokenizerModel:
         parameters: Mapping[str, str],
     ) -> TokenizerModel:
         """Build from the config's `parameters` (max_tokens, sequence_buckets, max_text_bytes,
-        max_request_text_bytes, tokenizer_threads)."""
+        max_request_text_bytes, max_request_tokens, tokenizer_threads)."""
         configure_threads(int(parameters.get("tokenizer_threads") or DEFAULT_THREADS))
         max_tokens = int(parameters.get("max_tokens") or DEFAULT_MAX_TOKENS)
         default_buckets = ",".join(str(b) for b in DEFAULT_BUCKETS)
@@ -58,7 +62,10 @@ class TokenizerModel:
         max_request_text_bytes = int(
             parameters.get("max_request_text_bytes") or DEFAULT_MAX_REQUEST_TEXT_BYTES
         )
-        return cls(tokenizer, output_dtypes, max_text_bytes, max_request_text_bytes)
+        max_request_tokens = int(parameters.get("max_request_tokens") or DEFAULT_MAX_REQUEST_TOKENS)
+        return cls(
+            tokenizer, output_dtypes, max_text_bytes, max_request_text_bytes, max_request_tokens
+        )
 
     def run(self, text_tensors: Sequence[np.ndarray]) -> list[dict[str, np.ndarray] | Exception]:
         """Tokenize every request's texts in one tokenizer call; a bad request fails alone."""
@@ -79,8 +86,31 @@ class TokenizerModel:
             if isinstance(texts, Exception):
                 results.append(texts)
                 continue
-            tensors = next(encoded).as_dict()
+            batch = next(encoded)
+            try:
+                self._check_tokens(batch)
+            except InvalidInputError as error:
+                results.append(error)
+                continue
+            tensors = batch.as_dict()
             results.append(
                 {name: tensors[name].astype(dtype) for name, dtype in self.output_dtypes.items()}
             )
         return results
+
+    def _check_tokens(self, batch: EncodedBatch) -> None:
+        """Refuse a request whose padded tokens exceed `max_request_tokens`.
+
+        The encoder's work grows with rows times padded length, and one execution cannot be
+        interrupted: every request queued behind it waits for all of it. Bounding each
+        request's tokens bounds that wait for everyone else.
+        """
+        rows, width = batch.input_ids.shape
+        if rows * width > self.max_request_tokens:
+            raise InvalidInputError(
+                f"input '{TEXT_INPUT}' encodes to {rows} texts x {width} tokens = "
+                f"{rows * width} tokens (each text padded to the request's longest, in "
+                f"buckets {','.join(map(str, self.tokenizer.buckets))}); the limit for one "
+                f"request is {self.max_request_tokens} tokens: send fewer texts per request, "
+                "or group texts of similar length"
+            )

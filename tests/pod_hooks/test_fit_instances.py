@@ -68,6 +68,10 @@ def test_sixteen_cpus_without_a_gpu(tmp_path: Path) -> None:
     tokenizer = read_model_config(tmp_path / "repo" / "tokenizer" / "config.pbtxt")
     assert [(g.kind, g.count) for g in tokenizer.instance_group] == [(KIND_CPU, 2)]
     assert fits["tokenizer"].count == 2
+    # The encoder stays on the CPU: the token budget sized for it stays too.
+    source_tokenizer = read_model_config(MODEL_REPOSITORY / "tokenizer" / "config.pbtxt")
+    budget = source_tokenizer.parameters["max_request_tokens"].string_value
+    assert tokenizer.parameters["max_request_tokens"].string_value == budget
     # Everything else is the source, linked: the encoder is not copied.
     encoder = tmp_path / "repo" / "minilm" / "1" / "model.onnx"
     assert (
@@ -90,6 +94,19 @@ def test_gpu_config_keeps_the_encoder_and_scales_the_tokenizer(tmp_path: Path) -
         rewritten = tokenizer_dir / "config.pbtxt"
     config = read_model_config(rewritten)
     assert [(g.kind, g.count) for g in config.instance_group] == [(KIND_CPU, 8)]
+    # The CPU-sized token budget is lifted to every request the other limits allow.
+    max_tokens = int(config.parameters["max_tokens"].string_value)
+    lifted = config.max_batch_size * max_tokens
+    assert config.parameters["max_request_tokens"].string_value == str(lifted)
+
+
+def test_a_tokenizer_config_without_a_token_budget_is_left_as_it_is() -> None:
+    text = 'max_batch_size: 8\nparameters { key: "max_tokens", value: { string_value: "128" } }\n'
+    assert fit_instances.lift_request_tokens(text, Path("config.pbtxt")) == text
+    budget = 'parameters { key: "max_request_tokens", value: { string_value: "100" } }\n'
+    assert fit_instances.lift_request_tokens(text + budget, Path("c")) == text + budget.replace(
+        '"100"', '"1024"'
+    )
 
 
 def test_command_points_at_the_copy_and_passes_remote_stores_through(tmp_path: Path) -> None:

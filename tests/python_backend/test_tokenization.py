@@ -3,7 +3,11 @@ import os
 import numpy as np
 import pytest
 
+from python_backend.errors import InvalidInputError
 from python_backend.tokenization import TextTokenizer, bucket_length, parse_buckets
+from python_backend.tokenizer_model import TokenizerModel
+
+OUTPUT_DTYPES = {"input_ids": np.dtype(np.int64), "attention_mask": np.dtype(np.int64)}
 
 
 @pytest.mark.parametrize(
@@ -66,3 +70,21 @@ def test_padding_fills_each_row_with_its_own_tokens(tokenizer_json):
     assert batch.input_ids[2, :5].tolist() == [101, 5, 6, 7, 102]
     assert batch.attention_mask.sum(axis=1).tolist() == [3, 2, 5]
     assert (batch.input_ids[batch.attention_mask == 0] == tokenizer.pad_id).all()
+
+
+def _texts(*texts: str) -> np.ndarray:
+    return np.array([text.encode() for text in texts], dtype=object).reshape(-1, 1)
+
+
+def test_a_request_over_the_token_budget_fails_alone_naming_the_limit(tokenizer_json):
+    model = TokenizerModel(TextTokenizer(tokenizer_json), OUTPUT_DTYPES, max_request_tokens=64)
+    at_budget = _texts(*["a few words"] * 4)  # 4 texts in the 16-token bucket: 64 tokens
+    long = "lorem ipsum " * 500
+    over_by_length = _texts("hi", long)  # the short text is padded to the long one's 256
+    over_by_rows = _texts(*["a few words"] * 5)
+    results = model.run([at_budget, over_by_length, over_by_rows, _texts("hi")])
+    assert results[0]["input_ids"].shape == (4, 16)
+    assert results[3]["input_ids"].shape == (1, 16)
+    for refused, tokens in ((results[1], "2 texts x 256 tokens = 512"), (results[2], "= 80")):
+        assert isinstance(refused, InvalidInputError)
+        assert tokens in str(refused) and "limit for one request is 64 tokens" in str(refused)

@@ -2,7 +2,8 @@
 
 - longest text: the tokenizer's `max_text_bytes` parameter (UTF-8 bytes per text);
 - most text in one request: the tokenizer's `max_request_text_bytes` (all texts together);
-- largest request: `max_batch_size` texts (the ensemble's and every composing model's).
+- most tokens in one request: the tokenizer's `max_request_tokens` (texts x padded length);
+- most texts in one request: `max_batch_size` (the ensemble's and every composing model's).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def limits(model_repository) -> dict[str, int]:
     return {
         "max_text_bytes": int(tokenizer.parameters["max_text_bytes"].string_value),
         "max_request_text_bytes": int(tokenizer.parameters["max_request_text_bytes"].string_value),
+        "max_request_tokens": int(tokenizer.parameters["max_request_tokens"].string_value),
+        "max_tokens": int(tokenizer.parameters["max_tokens"].string_value),
         "max_batch_size": batch_sizes.pop(),
     }
 
@@ -51,15 +54,40 @@ def test_longest_text_is_accepted_one_byte_more_is_refused(connect, limits, prot
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_largest_request_is_accepted_one_text_more_is_refused(connect, limits, protocol):
-    batch, request_limit = limits["max_batch_size"], limits["max_request_text_bytes"]
-    client = connect(protocol)
-    # The largest request there is: a full batch sharing the request's bytes.
-    vectors = embed(client, protocol, [text_of(request_limit // batch)] * batch)
-    assert vectors.shape == (batch, 384)
+def test_one_text_over_max_batch_size_is_refused(connect, limits, protocol):
+    batch = limits["max_batch_size"]
     with pytest.raises(InferenceServerException) as refused:
-        embed(client, protocol, ["short"] * (batch + 1))
+        embed(connect(protocol), protocol, ["short"] * (batch + 1))
     assert f"batch-size must be <= {batch}" in refused.value.message()
+
+
+def accepted_then_one_more_refused(client, protocol, texts, more, message) -> None:
+    """`texts` are embedded; with `more` added, refused with 400 naming the limit (`message`);
+    and the server serves on."""
+    assert embed(client, protocol, texts).shape == (len(texts), 384)
+    with pytest.raises(InferenceServerException) as refused:
+        embed(client, protocol, texts + more)
+    assert message in refused.value.message()
+    (vector,) = embed(client, protocol, ["still served"])
+    assert vector.shape == (384,)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_longest_texts_the_token_budget_holds_are_accepted_one_more_is_refused(
+    connect, limits, protocol
+):
+    budget = limits["max_request_tokens"]
+    full_length = budget // limits["max_tokens"]
+    client = connect(protocol)
+    long = text_of(4096)  # far over the tokens read of a text: truncated to max_tokens
+    # One short text more: padded to the longest, it costs a full row.
+    accepted_then_one_more_refused(
+        client,
+        protocol,
+        [long] * full_length,
+        [b"short"],
+        f"the limit for one request is {budget} tokens",
+    )
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -67,11 +95,10 @@ def test_texts_over_the_request_bytes_are_refused_naming_the_limit(connect, limi
     text_limit, request_limit = limits["max_text_bytes"], limits["max_request_text_bytes"]
     client = connect(protocol)
     texts = request_limit // text_limit
-    vectors = embed(client, protocol, [text_of(text_limit)] * texts)
-    assert vectors.shape == (texts, 384)
-    # One byte more in one more text: refused with 400, and the server serves on.
-    with pytest.raises(InferenceServerException) as refused:
-        embed(client, protocol, [text_of(text_limit)] * texts + [b"x"])
-    assert f"more than {request_limit} bytes of text" in refused.value.message()
-    (vector,) = embed(client, protocol, ["still served"])
-    assert vector.shape == (384,)
+    # Longest texts of a word and spaces: every byte is read, few tokens come out, so the
+    # request is at its byte limit and well within its token budget.
+    sparse = b"word" + b" " * (text_limit - 4)
+    # One byte more in one more text.
+    accepted_then_one_more_refused(
+        client, protocol, [sparse] * texts, [b"x"], f"more than {request_limit} bytes of text"
+    )

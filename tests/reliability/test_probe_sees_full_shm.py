@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 from inference_tools.local_server import LocalTritonServer
+from inference_tools.model_config import read_model_config
 from lab.reliability.local_replicas import TEST_ADMIN_KEY, replica_flags
 from lab.reliability.pod_lifecycle import PodLifecycle
 from pod_hooks import health_probe
@@ -92,11 +93,16 @@ def post_texts(server: LocalTritonServer, texts: list[str]) -> tuple[int, str]:
         connection.close()
 
 
-def test_probe_fails_when_refused_requests_have_filled_dev_shm(server, lifecycle):
+def test_probe_fails_when_refused_requests_have_filled_dev_shm(server, lifecycle, model_repository):
     min_free = manifest_probe_option(lifecycle, "--shm-min-free-bytes")
     assert f"--backend-config=python,shm-growth-byte-size={min_free}" in lifecycle.triton_args
     base_url = f"http://{server.http_url}"
-    largest_request = ["a valid sentence of a few words " * 40] * 64
+    # The costliest request the tokenizer's token budget lets through: full-length texts.
+    tokenizer = read_model_config(model_repository / "tokenizer" / "config.pbtxt")
+    full_length = int(tokenizer.parameters["max_request_tokens"].string_value) // int(
+        tokenizer.parameters["max_tokens"].string_value
+    )
+    largest_request = ["a valid sentence of a few words " * 40] * full_length
 
     def probe() -> health_probe.ProbeResult:
         return health_probe.probe(

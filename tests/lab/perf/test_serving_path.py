@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import onnx
+from inference_tools.model_config import read_model_config
 from inference_tools.perf import dataset
 from inference_tools.perf.perf_analyzer import LoadLevel, Measurement
 from lab.perf import serving_path, serving_path_report
@@ -21,7 +22,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_lookup_repository_swaps_only_the_encoder_and_leaves_the_source_alone(
+def test_lookup_repository_swaps_the_encoder_lifts_its_token_budget_and_leaves_the_source(
     model_repository: Path, tmp_path: Path
 ) -> None:
     source_encoder = model_repository / serving_path.ENCODER_FILE
@@ -32,8 +33,17 @@ def test_lookup_repository_swaps_only_the_encoder_and_leaves_the_source_alone(
     real = onnx.load(str(source_encoder), load_external_data=False)
     assert [o.name for o in lookup.graph.output] == [o.name for o in real.graph.output]
     assert {n.op_type for n in lookup.graph.node}.isdisjoint({"Softmax", "LayerNormalization"})
+    source_tokenizer = model_repository / serving_path.TOKENIZER_CONFIG
+    tokenizer_before = source_tokenizer.read_text()
     for config in model_repository.glob("*/config.pbtxt"):
-        assert (copy / config.relative_to(model_repository)).read_text() == config.read_text()
+        if config != source_tokenizer:
+            assert (copy / config.relative_to(model_repository)).read_text() == config.read_text()
+    # The budget is sized for the real encoder's cost: a full 64-text request of documents
+    # (what the serving path sends) passes the copy's tokenizer; the source keeps its budget.
+    assert source_tokenizer.read_text() == tokenizer_before
+    tokenizer = read_model_config(copy / serving_path.TOKENIZER_CONFIG)
+    lifted = int(tokenizer.parameters["max_request_tokens"].string_value)
+    assert lifted == tokenizer.max_batch_size * int(tokenizer.parameters["max_tokens"].string_value)
 
 
 def test_input_data_holds_every_kind_of_text_one_per_entry() -> None:

@@ -2,11 +2,12 @@
 
 One replica with the Deployment's Triton flags, behind its HTTP guard and the nginx edge. Each
 client speaks HTTP from a loopback address of its own (127.0.0.N), so the edge sees distinct
-clients, as it would distinct users. Three loopers send the largest request the repository
-accepts (the ensemble's max_batch_size texts, as long as the tokenizer's limits allow, of
-English words) back to back; one client sends one short text at a time. What counts is the one-text
-client's latency (p99), and the memory tritonserver and its stub processes hold before the
-loopers start, at their peak while they run, and a while after they stop.
+clients, as it would distinct users. Three loopers send the costliest request the repository
+accepts (as many full-length texts of English words as the tokenizer's token budget holds, at
+most the ensemble's max_batch_size) back to back; one client sends one short text at a time.
+What counts is the one-text client's latency (p99), and the memory tritonserver and its stub
+processes hold before the loopers start, at their peak while they run, and a while after they
+stop.
 """
 
 from __future__ import annotations
@@ -51,14 +52,24 @@ class LargestRequest:
 
 
 def largest_request(model_repository: Path) -> LargestRequest:
-    """The ensemble's max_batch_size texts, each as long as the tokenizer's limits allow."""
+    """The costliest request the repository accepts: as many full-length texts as the
+    tokenizer's token budget holds (at most the ensemble's max_batch_size), each as long as
+    its byte limits allow."""
     configs = configs_from_folder(model_repository)
-    texts = int(configs[ENSEMBLE]["max_batch_size"])
     parameters = configs[TOKENIZER]["parameters"]
-    text_bytes = int(parameters["max_text_bytes"]["string_value"])
-    request = parameters.get("max_request_text_bytes")
-    if request is not None:
-        text_bytes = min(text_bytes, int(request["string_value"]) // texts)
+
+    def limit(key: str) -> int | None:
+        value = parameters.get(key)
+        return int(value["string_value"]) if value is not None else None
+
+    texts = int(configs[ENSEMBLE]["max_batch_size"])
+    max_tokens, request_tokens = limit("max_tokens"), limit("max_request_tokens")
+    if max_tokens is not None and request_tokens is not None:
+        texts = max(1, min(texts, request_tokens // max_tokens))
+    text_bytes = limit("max_text_bytes") or 0
+    request_bytes = limit("max_request_text_bytes")
+    if request_bytes is not None:
+        text_bytes = min(text_bytes, request_bytes // texts)
     return LargestRequest(texts, text_bytes)
 
 
