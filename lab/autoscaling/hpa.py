@@ -44,6 +44,8 @@ from inference_tools.autoscaling.hpa_spec import (
 )
 
 DEFAULT_SYNC_PERIOD_SECONDS = 15
+# The one resource whose readiness rules the controller applies (cpuInitializationPeriod).
+CPU = "cpu"
 
 
 class MetricUnavailableError(RuntimeError):
@@ -52,10 +54,15 @@ class MetricUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Pod:
-    """A pod of the scale target. `ready=False`: still starting, its metrics are set aside."""
+    """A pod of the scale target, as the controller groups it. `pending`: its containers have
+    not started (phase Pending): set aside for every metric. `ready=False`: Running but not
+    Ready: set aside for CPU only; for other metrics its value counts, and without one it is
+    missing. Terminating pods are left out of the list by the caller, as the controller ignores
+    them."""
 
     name: str
     ready: bool = True
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,16 +98,23 @@ def replicas_for_per_pod_metric(
     target: MetricTarget,
     tolerances: Tolerances,
 ) -> tuple[int, float]:
-    """The ratio rule for `Pods` and `Resource` metrics. Returns (replicas, current average)."""
-    unready = [p.name for p in pods if not p.ready]
-    missing = [p.name for p in pods if p.ready and p.name not in values]
-    reported = {p.name: values[p.name] for p in pods if p.ready and p.name in values}
+    """The ratio rule for `Pods` and `Resource` metrics. Returns (replicas, current average).
+
+    Which pods count, as the controller groups them: a Pending pod is set aside whatever it
+    reports; a pod without a value is missing; readiness matters for CPU only, where a pod that
+    is not Ready is set aside (for any other metric a Running pod's value counts, Ready or not).
+    """
+    cpu = target.source == RESOURCE_METRIC and target.name == CPU
+    unready = {p.name for p in pods if p.pending or (cpu and not p.ready and p.name in values)}
+    missing = [p.name for p in pods if p.name not in unready and p.name not in values]
+    reported = {p.name: values[p.name] for p in pods if p.name not in unready and p.name in values}
     if not reported:
         raise MetricUnavailableError(f"{target.name}: no metrics for any ready pod")
 
     if target.target_type == UTILIZATION:
-        # A pod without metrics counts as using its whole request on a scale-down.
-        full_value = 100.0
+        # A pod without metrics counts as using its whole request (or the target, where that is
+        # higher) on a scale-down.
+        full_value = max(100.0, target.target)
 
         def ratio_of(samples: Sequence[float]) -> tuple[float, float]:
             ratio, utilization = _utilization_ratio(samples, target.target)
@@ -122,10 +136,12 @@ def replicas_for_per_pod_metric(
         return math.ceil(usage_ratio * len(reported)), current
 
     samples = dict(reported)
-    if missing:
-        # Dampen the change: missing pods count at the target when shrinking, at 0 when growing.
-        fill = full_value if usage_ratio < 1.0 else 0.0
-        samples.update(dict.fromkeys(missing, fill))
+    # Dampen the change: missing pods count at the target when shrinking, at 0 when growing,
+    # and not at all when the reported pods sit exactly on the target.
+    if missing and usage_ratio < 1.0:
+        samples.update(dict.fromkeys(missing, full_value))
+    elif missing and usage_ratio > 1.0:
+        samples.update(dict.fromkeys(missing, 0.0))
     if rebalance_unready:
         samples.update(dict.fromkeys(unready, 0.0))
     new_ratio, _ = ratio_of(list(samples.values()))
