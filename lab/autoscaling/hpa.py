@@ -2,12 +2,18 @@
 
 Written from the Kubernetes documentation ("Horizontal Pod Autoscaling": algorithm details,
 configurable scaling behavior, tolerance) and checked against its worked examples in
-tests/lab/autoscaling/test_hpa_algorithm.py. What one `reconcile()` does, in the controller's order:
+tests/lab/autoscaling/test_hpa_algorithm.py, then against the controller itself:
+kube-controller-manager v1.34.4's source (pkg/controller/podautoscaler) and its recorded
+decisions on `make cluster` (tests/e2e/test_hpa_model.py records them, and
+tests/lab/autoscaling/test_hpa_against_controller.py replays the recording through this model).
+What one `reconcile()` does, in the controller's order:
 
 1. per metric, the ratio rule `desired = ceil(ready pods * current / target)`, skipped while
    the ratio lies within the tolerance (0.1 unless `behavior.scaleUp/scaleDown.tolerance` says
-   otherwise); pods still starting and pods without a metric are set aside and then counted at
-   0 (scale-up) or at the target (scale-down), and a result that reverses direction is dropped;
+   otherwise). Pods still Pending are set aside, and so, for CPU only, are pods not Ready; a
+   pod without a value is missing. Set-aside pods count at 0 on a scale-up, missing pods at 0
+   on a scale-up and at the target on a scale-down, and a result that reverses direction is
+   dropped;
 2. the largest proposal over all metrics; a metric that cannot be read blocks a scale-down but
    not a scale-up;
 3. the stabilisation windows: the lowest recommendation of the scale-up window and the highest
@@ -17,6 +23,15 @@ tests/lab/autoscaling/test_hpa_algorithm.py. What one `reconcile()` does, in the
 
 Metric values travel the way the metrics APIs carry them, as milli-unit integers, so averages
 truncate the way the controller's do.
+
+Where the model is not the controller: it takes the moment of each sync from its caller (the
+controller syncs every 15 s after the end of the previous sync, a little more than 15 s apart,
+so a recommendation or scale event exactly one period old has left its window; the model
+expects strictly more than a period, which 15 s steps give); for CPU it sets aside every pod
+that is not Ready, where the controller's `cpuInitializationPeriod` and
+`delayOfInitialReadinessStatus` rules look at the pod's start and readiness times and the age
+of the sample; and it reads values only for the pods it is given, where the controller also
+averages a value the metrics API returns for a pod its own pod list no longer has.
 """
 
 from __future__ import annotations

@@ -109,10 +109,12 @@ class LoadSeries:
         return int(self.server.server_address[1])
 
     def running_pods(self) -> list[str]:
+        """The running pods' names, oldest first."""
         pods = self.api.get(
             f"/api/v1/namespaces/{self.namespace}/pods?labelSelector={self.selector}"
         )["items"]
-        return sorted(p["metadata"]["name"] for p in pods if running(p))
+        pods.sort(key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+        return [p["metadata"]["name"] for p in pods if running(p)]
 
     def exposition(self) -> str:
         try:

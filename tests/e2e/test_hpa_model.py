@@ -148,7 +148,7 @@ def deployment_manifest(replicas: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def pods_gone(api: KubeApi) -> bool:
+def namespace_gone(api: KubeApi) -> bool:
     try:
         api.get(f"/api/v1/namespaces/{NAMESPACE}")
     except ApiError as error:
@@ -158,6 +158,11 @@ def pods_gone(api: KubeApi) -> bool:
 
 @pytest.fixture(scope="module")
 def load_series(api: KubeApi) -> Iterator[LoadSeries]:
+    if not namespace_gone(api):
+        # Left by an interrupted run.
+        api.delete(f"/api/v1/namespaces/{NAMESPACE}")
+        wait_for("the last run's namespace to go", lambda: namespace_gone(api), timeout=180,
+                 interval=1.0)  # fmt: skip
     api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                       "metadata": {"name": NAMESPACE}})  # fmt: skip
     series = LoadSeries(api, NAMESPACE, SELECTOR).start()
@@ -166,7 +171,7 @@ def load_series(api: KubeApi) -> Iterator[LoadSeries]:
     finally:
         series.stop()
         api.delete(f"/api/v1/namespaces/{NAMESPACE}")
-        wait_for("the scenario's namespace to go", lambda: pods_gone(api), timeout=180,
+        wait_for("the scenario's namespace to go", lambda: namespace_gone(api), timeout=180,
                  interval=1.0)  # fmt: skip
 
 
@@ -207,11 +212,8 @@ def test_the_hpa_model_decides_as_the_real_controller(
                  lambda: snapshots.taken[-1].hpa_status.get("currentMetrics"),
                  timeout=SETUP_TIMEOUT, interval=1.0)  # fmt: skip
         for phase in SEQUENCE:
-            if phase.left_out:
-                # The oldest pods go last when the ReplicaSet scales in.
-                load_series.left_out = set(load_series.running_pods()[: phase.left_out])
-            else:
-                load_series.left_out = set()
+            # The oldest pods: the ReplicaSet removes the newest first when it scales in.
+            load_series.left_out = set(load_series.running_pods()[: phase.left_out])
             load_series.silent = phase.silent
             load_series.demand = phase.demand
             print(f"{time.time() - started:6.1f} s: {phase.what}: demand {phase.demand}, "
