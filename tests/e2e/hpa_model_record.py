@@ -39,6 +39,8 @@ METRIC = "hpa_model_load"
 LOOPBACK = "127.0.0.1"
 SCRAPE_SECONDS = 5
 SNAPSHOT_SECONDS = 1.0
+# A sync's writes (the scale, the status) are in the API this long after it asked for metrics.
+SETTLE_SECONDS = 2.0
 # The adapter's request log (klog, UTC on these machines): I1207 23:59:01.123456  4242
 # httplog.go:134] "HTTP" verb="LIST" URI="/apis/custom.metrics.k8s.io/..." latency="5.1ms" ...
 HTTP_LINE = re.compile(
@@ -269,7 +271,8 @@ def assemble(requests: list[MetricRequest], snapshots: Snapshots, prometheus_url
         # next sync (or at the end of the recording).
         until = requests[index + 1].at - 0.5 if index + 1 < len(requests) else time.time()
         after = snapshots.before(until)
-        if after is None or after.at <= request.at:
+        if after is None or after.at < request.at + SETTLE_SECONDS:
+            # Nothing read late enough to hold what this sync wrote.
             continue
         listed = {p.name for p in before.pods}
         values: dict[str, float] | None = None

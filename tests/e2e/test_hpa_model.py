@@ -130,6 +130,11 @@ def deployment_manifest(replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {"metadata": {"labels": labels}, "spec": {
                 "terminationGracePeriodSeconds": 5,
+                # As the base Deployment: no API token, no Service variables.
+                "automountServiceAccountToken": False, "enableServiceLinks": False,
+                # The base Deployment's user: the pod runner takes the image's user from here.
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                    "runAsGroup": 10001},
                 # The smallest process the pod runner can run from the serving image: the
                 # HTTP guard, idle (nothing calls it). Ready 20 s after it starts, as a
                 # Triton pod is Running but not Ready while it loads its models: the
