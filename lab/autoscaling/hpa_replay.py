@@ -109,9 +109,11 @@ def dump(recording: Recording, path: Path) -> None:
         }
         for s in recording.syncs
     ]
-    document = {"source": recording.source, "hpa": recording.hpa, "syncs": syncs}
+    # One sync a line: a recording reads (and diffs) sync by sync.
+    head = json.dumps({"source": recording.source, "hpa": recording.hpa}, indent=1)[:-2]
+    lines = ",\n".join("  " + json.dumps(sync) for sync in syncs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=1) + "\n")
+    path.write_text(f'{head},\n "syncs": [\n{lines}\n ]\n}}\n')
 
 
 @dataclass(frozen=True)
