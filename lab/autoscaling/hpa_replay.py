@@ -125,6 +125,17 @@ class Comparison:
     def agrees(self) -> bool:
         return self.model.desired_replicas == self.sync.desired_replicas
 
+    def average_mismatches(self) -> dict[str, tuple[float | None, float | None]]:
+        """Per metric, (controller, model) where the average the controller wrote to
+        `status.currentMetrics` is not the one the model computed from the recorded values:
+        evidence that the recording holds other values than the controller saw."""
+        model = {p.metric.name: p.current_value for p in self.model.proposals}
+        return {
+            name: (average, model.get(name))
+            for name, average in self.sync.current_averages.items()
+            if model.get(name) is None or abs(model[name] - average) > 5e-4
+        }
+
     def describe(self) -> str:
         pods = ", ".join(
             f"{p.name[-5:]}:{p.phase[0]}{'r' if p.ready else '-'}{'T' if p.terminating else ''}"

@@ -252,6 +252,10 @@ def test_the_hpa_model_decides_as_the_real_controller(
     # Not degenerate: the controller scaled out and back in, and each sync was recorded.
     assert len(syncs) >= 0.8 * sum(p.seconds for p in SEQUENCE) / SYNC_SECONDS, len(syncs)
     assert max(desired) > minimum and desired[-1] < max(desired), desired
+    # The values recorded are those the controller averaged (status.currentMetrics), but for
+    # a scrape that lands between the adapter's query and the recorded instant.
+    mismatched = [c.describe() for c in comparisons if c.average_mismatches()]
+    assert len(mismatched) <= len(comparisons) // 10, mismatched
     assert not disagreements(comparisons, timing_tolerance_syncs=1), [
         c.describe() for c in disagreements(comparisons, timing_tolerance_syncs=1)
     ]

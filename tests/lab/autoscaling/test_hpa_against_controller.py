@@ -67,3 +67,10 @@ def test_the_model_sets_the_controllers_replica_count_at_every_recorded_sync(
 ) -> None:
     comparisons = replay(recording)
     assert [c.describe() for c in comparisons if not c.agrees] == []
+
+
+def test_the_recorded_values_are_those_the_controller_averaged(recording: Recording) -> None:
+    comparisons = replay(recording)
+    averaged = [c for c in comparisons if c.sync.current_averages]
+    assert len(averaged) >= len(comparisons) - 3
+    assert {c.sync.at_s: c.average_mismatches() for c in averaged if c.average_mismatches()} == {}
