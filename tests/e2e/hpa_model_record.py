@@ -18,6 +18,7 @@ just before the next sync.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import threading
@@ -289,3 +290,25 @@ def read_from(path: Path, offset: int) -> str:
     with path.open("rb") as handle:
         handle.seek(offset)
         return handle.read().decode(errors="replace")
+
+
+def write_snapshots(snapshots: Snapshots, origin: float, path: Path) -> None:
+    """The once-a-second series as CSV: seconds from the first sync, the Deployment's replicas,
+    the HPA's status (current and desired replicas, the current average of each metric), and the
+    pods listed, running and Ready."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time_s", "spec_replicas", "status_current_replicas",
+                         "status_desired_replicas", "current_average", "pods", "running",
+                         "ready"])  # fmt: skip
+        for snapshot in snapshots.taken:
+            status = snapshot.hpa_status
+            averages = current_averages(status)
+            writer.writerow([
+                f"{snapshot.at - origin:.1f}", snapshot.spec_replicas,
+                status.get("currentReplicas"), status.get("desiredReplicas"),
+                " ".join(f"{name}={value}" for name, value in averages.items()),
+                len(snapshot.pods), sum(p.phase == "Running" for p in snapshot.pods),
+                sum(p.ready for p in snapshot.pods),
+            ])  # fmt: skip

@@ -9,9 +9,9 @@ The test drives a sequence of demand (at the target, a step up, a step down, a d
 the scale-down window, a pod whose metric is missing on a rise and on a fall, no metric at all)
 and records every sync of the controller with what it saw. The model then replays the same
 inputs at the same times; its replica counts must be the controller's, sync by sync, within one
-sync period. The recording lands in .work/e2e/hpa-model/ (`recorded.json`, the format of the
+sync period. The recording lands in .work/e2e/hpa-model/: `recorded.json` (the format of the
 committed fixture tests/lab/autoscaling/fixtures/hpa-controller-v1.34.4.json that make test
-replays).
+replays) and `series.csv` (replicas, the HPA's status and the pods, once a second).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from tests.e2e.hpa_model_record import (
     prometheus_config,
     read_from,
     values_at,
+    write_snapshots,
 )
 from tests.e2e.test_autoscaling import apply_documents
 
@@ -240,6 +241,7 @@ def test_the_hpa_model_decides_as_the_real_controller(
                f"tests/e2e/test_hpa_model.py",
     )  # fmt: skip
     dump(recording, RESULTS / "recorded.json")
+    write_snapshots(snapshots, requests[0].at if requests else started, RESULTS / "series.csv")
     comparisons = replay(recording)
     for comparison in comparisons:
         print(("   " if comparison.agrees else "!! ") + comparison.describe())

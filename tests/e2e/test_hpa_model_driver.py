@@ -5,6 +5,7 @@ assembled from snapshots and Prometheus's answer at the request's instant."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.e2e.hpa_model_record import (
     Snapshots,
     assemble,
     controller_requests,
+    write_snapshots,
 )
 
 # A line of prometheus-adapter v0.12.0's request log at verbosity 3, as make cluster wrote it.
@@ -112,3 +114,18 @@ def test_a_failed_request_records_no_values_and_an_unsettled_sync_is_left_out() 
     assert failed.values == {"hpa_model_load": None}
     # The last snapshot is only 0.5 s after the request: what the sync set is not known yet.
     assert assemble([MetricRequest(12.5, 200)], snapshots, "http://p", "ns") == []
+
+
+def test_the_series_is_written_a_row_per_snapshot(tmp_path: Path) -> None:
+    snapshots = Snapshots(None, "ns", "d", "h", "s")  # type: ignore[arg-type]
+    pods = (RecordedPod("a", "Running", True, False), RecordedPod("b", "Pending", False, False))
+    status = {"currentReplicas": 2, "desiredReplicas": 3, "currentMetrics": [{"type": "Pods",
+              "pods": {"metric": {"name": "hpa_model_load"},
+                       "current": {"averageValue": "11667m"}}}]}  # fmt: skip
+    snapshots.taken = [Snapshot(101.0, 3, pods, status)]
+    write_snapshots(snapshots, 100.0, tmp_path / "series.csv")
+    assert (tmp_path / "series.csv").read_text().splitlines() == [
+        "time_s,spec_replicas,status_current_replicas,status_desired_replicas,current_average,"
+        "pods,running,ready",
+        "1.0,3,2,3,hpa_model_load=11.667,2,1,1",
+    ]
