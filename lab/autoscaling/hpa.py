@@ -2,12 +2,18 @@
 
 Written from the Kubernetes documentation ("Horizontal Pod Autoscaling": algorithm details,
 configurable scaling behavior, tolerance) and checked against its worked examples in
-tests/lab/autoscaling/test_hpa_algorithm.py. What one `reconcile()` does, in the controller's order:
+tests/lab/autoscaling/test_hpa_algorithm.py, then against the controller itself:
+kube-controller-manager v1.34.4's source (pkg/controller/podautoscaler) and its recorded
+decisions on `make cluster` (tests/e2e/test_hpa_model.py records them, and
+tests/lab/autoscaling/test_hpa_against_controller.py replays the recording through this model).
+What one `reconcile()` does, in the controller's order:
 
 1. per metric, the ratio rule `desired = ceil(ready pods * current / target)`, skipped while
    the ratio lies within the tolerance (0.1 unless `behavior.scaleUp/scaleDown.tolerance` says
-   otherwise); pods still starting and pods without a metric are set aside and then counted at
-   0 (scale-up) or at the target (scale-down), and a result that reverses direction is dropped;
+   otherwise). Pods still Pending are set aside, and so, for CPU only, are pods not Ready; a
+   pod without a value is missing. Set-aside pods count at 0 on a scale-up, missing pods at 0
+   on a scale-up and at the target on a scale-down, and a result that reverses direction is
+   dropped;
 2. the largest proposal over all metrics; a metric that cannot be read blocks a scale-down but
    not a scale-up;
 3. the stabilisation windows: the lowest recommendation of the scale-up window and the highest
@@ -17,6 +23,15 @@ tests/lab/autoscaling/test_hpa_algorithm.py. What one `reconcile()` does, in the
 
 Metric values travel the way the metrics APIs carry them, as milli-unit integers, so averages
 truncate the way the controller's do.
+
+Where the model is not the controller: it takes the moment of each sync from its caller (the
+controller syncs every 15 s after the end of the previous sync, a little more than 15 s apart,
+so a recommendation or scale event exactly one period old has left its window; the model
+expects strictly more than a period, which 15 s steps give); for CPU it sets aside every pod
+that is not Ready, where the controller's `cpuInitializationPeriod` and
+`delayOfInitialReadinessStatus` rules look at the pod's start and readiness times and the age
+of the sample; and it reads values only for the pods it is given, where the controller also
+averages a value the metrics API returns for a pod its own pod list no longer has.
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ from inference_tools.autoscaling.hpa_spec import (
 )
 
 DEFAULT_SYNC_PERIOD_SECONDS = 15
+# The one resource whose readiness rules the controller applies (cpuInitializationPeriod).
+CPU = "cpu"
 
 
 class MetricUnavailableError(RuntimeError):
@@ -52,10 +69,15 @@ class MetricUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class Pod:
-    """A pod of the scale target. `ready=False`: still starting, its metrics are set aside."""
+    """A pod of the scale target, as the controller groups it. `pending`: its containers have
+    not started (phase Pending): set aside for every metric. `ready=False`: Running but not
+    Ready: set aside for CPU only; for other metrics its value counts, and without one it is
+    missing. Terminating pods are left out of the list by the caller, as the controller ignores
+    them."""
 
     name: str
     ready: bool = True
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,16 +113,23 @@ def replicas_for_per_pod_metric(
     target: MetricTarget,
     tolerances: Tolerances,
 ) -> tuple[int, float]:
-    """The ratio rule for `Pods` and `Resource` metrics. Returns (replicas, current average)."""
-    unready = [p.name for p in pods if not p.ready]
-    missing = [p.name for p in pods if p.ready and p.name not in values]
-    reported = {p.name: values[p.name] for p in pods if p.ready and p.name in values}
+    """The ratio rule for `Pods` and `Resource` metrics. Returns (replicas, current average).
+
+    Which pods count, as the controller groups them: a Pending pod is set aside whatever it
+    reports; a pod without a value is missing; readiness matters for CPU only, where a pod that
+    is not Ready is set aside (for any other metric a Running pod's value counts, Ready or not).
+    """
+    cpu = target.source == RESOURCE_METRIC and target.name == CPU
+    unready = {p.name for p in pods if p.pending or (cpu and not p.ready and p.name in values)}
+    missing = [p.name for p in pods if p.name not in unready and p.name not in values]
+    reported = {p.name: values[p.name] for p in pods if p.name not in unready and p.name in values}
     if not reported:
         raise MetricUnavailableError(f"{target.name}: no metrics for any ready pod")
 
     if target.target_type == UTILIZATION:
-        # A pod without metrics counts as using its whole request on a scale-down.
-        full_value = 100.0
+        # A pod without metrics counts as using its whole request (or the target, where that is
+        # higher) on a scale-down.
+        full_value = max(100.0, target.target)
 
         def ratio_of(samples: Sequence[float]) -> tuple[float, float]:
             ratio, utilization = _utilization_ratio(samples, target.target)
@@ -122,10 +151,12 @@ def replicas_for_per_pod_metric(
         return math.ceil(usage_ratio * len(reported)), current
 
     samples = dict(reported)
-    if missing:
-        # Dampen the change: missing pods count at the target when shrinking, at 0 when growing.
-        fill = full_value if usage_ratio < 1.0 else 0.0
-        samples.update(dict.fromkeys(missing, fill))
+    # Dampen the change: missing pods count at the target when shrinking, at 0 when growing,
+    # and not at all when the reported pods sit exactly on the target.
+    if missing and usage_ratio < 1.0:
+        samples.update(dict.fromkeys(missing, full_value))
+    elif missing and usage_ratio > 1.0:
+        samples.update(dict.fromkeys(missing, 0.0))
     if rebalance_unready:
         samples.update(dict.fromkeys(unready, 0.0))
     new_ratio, _ = ratio_of(list(samples.values()))

@@ -127,8 +127,10 @@ class ClosedLoopAutoscaler:
         self.phantom_prefix = phantom_prefix
 
     def pods(self) -> list[Pod]:
+        # The replicas this machine cannot start stay Pending, as pods waiting for a node do.
         return [Pod(self.real_pod)] + [
-            Pod(f"{self.phantom_prefix}-{i}", ready=False) for i in range(1, self.replicas)
+            Pod(f"{self.phantom_prefix}-{i}", ready=False, pending=True)
+            for i in range(1, self.replicas)
         ]
 
     def sync(self, now_s: float, observe: Callable[[list[Pod]], Mapping[str, Observation]]) -> str:

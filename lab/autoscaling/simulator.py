@@ -435,7 +435,14 @@ class Simulation:
         return 100.0 * (new.busy_total_s - old.busy_total_s) / (new.time_s - old.time_s)
 
     def _observe(self, now_s: float) -> tuple[list[Pod], dict[str, Observation]]:
-        pods = [Pod(p.name, ready=p.ready(now_s)) for p in self.pods if not p.removing]
+        # A starting pod counts as Pending for its whole start (node, image, model load); a
+        # real one is Running but not Ready during the model load, without metrics: missing,
+        # which the controller counts like Pending on a rise but at the target on a fall.
+        pods = [
+            Pod(p.name, ready=p.ready(now_s), pending=not p.ready(now_s))
+            for p in self.pods
+            if not p.removing
+        ]
         observations: dict[str, Observation] = {}
         for metric in self.spec.metrics:
             values = {}

@@ -173,17 +173,48 @@ def test_missing_metrics_count_at_zero_on_scale_up_and_can_cancel_it() -> None:
     assert replicas_for_per_pod_metric(4, four, values, LATENCY, TOLERANCE)[0] == 4
 
 
-def test_pods_not_yet_ready_count_at_zero_on_scale_up() -> None:
-    starting = [Pod("pod-0"), Pod("pod-1", ready=False), Pod("pod-2", ready=False)]
+def test_pending_pods_count_at_zero_on_scale_up() -> None:
+    starting = [Pod("pod-0"), Pod("pod-1", pending=True), Pod("pod-2", pending=True)]
     # One ready pod at 150%: alone it asks for 2, but with two pods starting the ratio is 0.5.
     assert replicas_for_per_pod_metric(3, starting, {"pod-0": 0.15}, LATENCY, TOLERANCE)[0] == 3
     # At 600% even the rebalanced ratio (2.0) asks for more: ceil(2.0 * 3) = 6.
     assert replicas_for_per_pod_metric(3, starting, {"pod-0": 0.6}, LATENCY, TOLERANCE)[0] == 6
 
 
-def test_pods_not_yet_ready_are_ignored_on_scale_down() -> None:
-    starting = [Pod("pod-0"), Pod("pod-1", ready=False)]
+def test_pending_pods_are_ignored_on_scale_down() -> None:
+    starting = [Pod("pod-0"), Pod("pod-1", pending=True)]
     assert replicas_for_per_pod_metric(2, starting, {"pod-0": 0.0}, LATENCY, TOLERANCE)[0] == 0
+
+
+# The controller (kube-controller-manager v1.34, replica_calculator.go groupPods) looks at
+# readiness for CPU only: for any other metric a Running pod that is not Ready yet counts with
+# its value, or as missing without one. Measured on make cluster (tests/e2e/test_hpa_model.py).
+def test_a_running_pod_not_yet_ready_counts_with_its_value_for_a_pods_metric() -> None:
+    starting = [Pod("pod-0"), Pod("pod-1", ready=False)]
+    values = {"pod-0": 0.15, "pod-1": 0.15}
+    # Both count: ratio 1.5 over two pods asks for 3 (set aside, pod-1 would cancel the rise).
+    assert replicas_for_per_pod_metric(2, starting, values, LATENCY, TOLERANCE)[0] == 3
+
+
+def test_a_running_pod_not_yet_ready_without_a_value_is_missing() -> None:
+    starting = [Pod("pod-0"), Pod("pod-1", ready=False)]
+    # Missing on a fall: counted at the target, (0 + 100m) / 2 = 0.5 -> ceil(0.5 * 2) = 1.
+    assert replicas_for_per_pod_metric(2, starting, {"pod-0": 0.0}, LATENCY, TOLERANCE)[0] == 1
+
+
+def test_a_pod_not_yet_ready_is_set_aside_for_cpu() -> None:
+    cpu = MetricTarget("Resource", "cpu", "Utilization", 50)
+    starting = [Pod("pod-0"), Pod("pod-1", ready=False)]
+    values = {"pod-0": 100.0, "pod-1": 100.0}
+    # pod-1 is set aside and counted at 0 on the rise: (100 + 0) / 2 = 50% -> no change.
+    assert replicas_for_per_pod_metric(2, starting, values, cpu, TOLERANCE)[0] == 2
+
+
+def test_missing_pods_are_not_filled_when_the_others_sit_on_the_target() -> None:
+    four = pods(4)
+    values = {"pod-0": 0.1, "pod-1": 0.1, "pod-2": 0.1}
+    # Ratio exactly 1: the controller fills neither way and keeps the count.
+    assert replicas_for_per_pod_metric(4, four, values, LATENCY, TOLERANCE)[0] == 4
 
 
 # --- several metrics ------------------------------------------------------------------------

@@ -125,10 +125,12 @@ def _free_bridge_port() -> int:
 
 
 def start(layout: ClusterLayout, api: KubeApi, apply: Any, prometheus_url: str,
-          helm_values: dict[str, Any]) -> None:  # fmt: skip
+          helm_values: dict[str, Any], verbosity: int = 2) -> None:  # fmt: skip
     """Build (once), register and start the adapter against `prometheus_url`.
 
-    `apply(documents)` applies objects server-side (the caller's kubectl)."""
+    `apply(documents)` applies objects server-side (the caller's kubectl). At `verbosity` 3 the
+    adapter's API server logs every request it answers (time, URI, caller, latency): the moments
+    the HPA controller asked for its metrics."""
     if processes.running_pid(layout.pid_file(NAME)) is not None:
         return
     binary = ensure_adapter(layout)
@@ -159,7 +161,7 @@ def start(layout: ClusterLayout, api: KubeApi, apply: Any, prometheus_url: str,
          f"--config={config_file}",
          # The chart's default: how often the adapter lists the series it can serve.
          "--metrics-relist-interval=1m",
-         "--v=2"],
+         f"--v={verbosity}"],
         layout.pid_file(NAME), layout.log_file(NAME),
     )  # fmt: skip
 
