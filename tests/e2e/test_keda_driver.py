@@ -148,3 +148,23 @@ def test_a_private_hosts_file_is_seen_by_that_process_only(tmp_path: Path) -> No
     )  # fmt: skip
     assert inside.stdout.split() == ["10.96.0.99", "prometheus-operated.monitoring.svc"]
     assert host_names.SYSTEM_HOSTS.read_text() == machine_hosts
+
+
+def replace_pins(go_mod: str) -> dict[str, str]:
+    """`module => module version` lines of a go.mod's replace block."""
+    block = go_mod.split("replace (", 1)[1].split(")", 1)[0]
+    pins = {}
+    for line in block.splitlines():
+        parts = line.split()
+        if "=>" in parts and not line.strip().startswith("//"):
+            pins[parts[0]] = " ".join(parts[parts.index("=>") + 1 :])
+    return pins
+
+
+def test_the_build_module_restates_the_releases_own_pins() -> None:
+    """A dependency's replace directives do not apply to the module that builds it: without the
+    release's own pins here, its Kubernetes libraries would be v0.36 instead of v0.35."""
+    ours = replace_pins((keda.FOLDER / "go.mod").read_text())
+    release = replace_pins((keda.release_dir() / "go.mod").read_text())
+    assert ours == release
+    assert ours["k8s.io/client-go"].startswith("k8s.io/client-go v0.35.")

@@ -24,7 +24,10 @@ replace (
 	sigs.k8s.io/controller-runtime => sigs.k8s.io/controller-runtime v0.23.3
 )
 
-require github.com/kedacore/keda/v2 v2.20.2
+require (
+	// The release built: cmd/operator, cmd/adapter and cmd/webhooks (kubecluster/keda.py).
+	github.com/kedacore/keda/v2 v2.20.2
+)
 
 require (
 	cel.dev/expr v0.25.1 // indirect
