@@ -90,6 +90,13 @@ def external_values(status: dict[str, Any]) -> dict[str, float | None]:
     return found
 
 
+def triggers_happy(so: dict[str, Any], count: int) -> bool:
+    """Every trigger's last query answered (KEDA keeps a health entry per metric where a
+    fallback is set)."""
+    health = (so.get("status") or {}).get("health") or {}
+    return len(health) == count and all(h.get("status") == "Happy" for h in health.values())
+
+
 def pods(api: KubeApi) -> list[dict[str, Any]]:
     return list(api.get(f"/api/v1/namespaces/{NAMESPACE}/pods")["items"])
 
@@ -197,15 +204,28 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
         items = json.loads(result.stdout)["items"]
         return quantity_value(items[0]["value"]) if items else None
 
+    # Until the recording rules have series, every query fails (`ignoreNullValues: "false"`)
+    # and KEDA may already be on its fallback: wait for each trigger answered by Prometheus.
+    happy = wait_for(
+        "every trigger answered by Prometheus, no fallback",
+        lambda: (so := scaled_object(api)) and triggers_happy(so, len(triggers))
+        and condition(so, "Fallback").get("status") != "True" and so,
+        timeout=METRICS_TIMEOUT, interval=1.0,
+    )  # fmt: skip
+    happy_after = time.monotonic() - applied
     values = {name: wait_for(f"{name} through external.metrics.k8s.io",
                              lambda n=name: (v := served(n)) is not None and [v],
                              timeout=METRICS_TIMEOUT, interval=2.0)[0]
               for name in metric_names}  # fmt: skip
     served_after = time.monotonic() - applied
+    # The HPA's own read of the three, past any sync it made on fallback values (each at its
+    # target exactly: `replicas x target` over as many pods).
+    targets = [float(t["metadata"]["threshold"]) for t in triggers]
     status = wait_for(
-        "the HPA's currentMetrics",
+        "the HPA's currentMetrics, read from Prometheus",
         lambda: (s := (hpa(api) or {}).get("status", {})) and len(external_values(s)) == 3
-        and all(v is not None for v in external_values(s).values()) and s,
+        and all(v is not None for v in external_values(s).values())
+        and list(external_values(s).values()) != pytest.approx(targets, rel=1e-3) and s,
         timeout=METRICS_TIMEOUT, interval=1.0,
     )  # fmt: skip
     current_after = time.monotonic() - applied
@@ -236,7 +256,8 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
         load.join(timeout=30)
     print(
         f"\nKEDA {keda.version()}: HPA {HPA} created {hpa_after:.1f} s after the apply; "
-        f"{spec['minReplicaCount']} pods ready after {pods_ready_after:.1f} s; every metric "
+        f"{spec['minReplicaCount']} pods ready after {pods_ready_after:.1f} s; every trigger "
+        f"answered by Prometheus after {happy_after:.1f} s; every metric "
         f"served through external.metrics.k8s.io after {served_after:.1f} s ({values}); the HPA "
         f"controller's currentMetrics {external_values(status)} ({active['reason']}) after "
         f"{current_after:.1f} s; idle: Ready {condition(ready, 'Ready')['reason']}, Active "
@@ -245,6 +266,7 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
         f"{active_after:.1f} s"
     )
     assert idle.get("status") in ("True", "False"), idle
+    assert happy["status"]["health"], happy["status"]
 
 
 def test_keda_webhook_refuses_a_second_scaledobject_for_the_deployment(
@@ -271,14 +293,15 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
     spec = rendered.one("ScaledObject", "triton")["spec"]
     fallback = spec["fallback"]
     assert fallback["behavior"] == "currentReplicasIfHigher"
-    wait_for("the ScaledObject Ready, no fallback, the HPA with its metrics",
-             lambda: condition(scaled_object(api), "Ready").get("status") == "True"
-             and condition(scaled_object(api), "Fallback").get("status") != "True"
-             and len(external_values((hpa(api) or {}).get("status", {}))) == 3,
+    targets = [float(t["metadata"]["threshold"]) for t in spec["triggers"]]
+    wait_for("every trigger answered, no fallback, the HPA on Prometheus's values",
+             lambda: (so := scaled_object(api)) and triggers_happy(so, len(targets))
+             and condition(so, "Fallback").get("status") != "True"
+             and len(current := external_values((hpa(api) or {}).get("status", {}))) == 3
+             and list(current.values()) != pytest.approx(targets, rel=1e-3),
              timeout=METRICS_TIMEOUT, interval=1.0)  # fmt: skip
     before = deployment(api)["spec"]["replicas"]
     expected = max(before, fallback["replicas"])
-    targets = [float(t["metadata"]["threshold"]) for t in spec["triggers"]]
     stopped_at = time.monotonic()
     service_prometheus.pause(cluster)
     try:
