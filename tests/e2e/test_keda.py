@@ -229,7 +229,7 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
         timeout=METRICS_TIMEOUT, interval=1.0,
     )  # fmt: skip
     current_after = time.monotonic() - applied
-    active = condition(status, "ScalingActive")
+    active = condition({"status": status}, "ScalingActive")
     assert active.get("status") == "True", active
     ready = wait_for("the ScaledObject Ready",
                      lambda: condition(scaled_object(api), "Ready").get("status") == "True"
