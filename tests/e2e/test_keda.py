@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from inference_tools.manifests.render import Render
 from kubecluster import keda, service_prometheus
 from kubecluster.kubeapi import ApiError, KubeApi
 from kubecluster.layout import BRIDGE_ADDRESS, ClusterLayout
-from lab.reliability.load import LoadRecord, open_loop_http
 
 from tests.e2e.conftest import (
     LOCAL_OVERLAYS,
@@ -49,9 +47,6 @@ READY_TIMEOUT = 300.0
 METRICS_TIMEOUT = 240.0
 # Prometheus down: 3 failed polls of 5 s each, counted per trigger, then the HPA's next sync.
 FALLBACK_TIMEOUT = 180.0
-# A light load for the Active condition: a request rate above 0 (the activation threshold), far
-# below any trigger's target on two pods.
-LIGHT_LOAD_PER_S = 4.0
 
 
 def get_or_none(api: KubeApi, path: str) -> dict[str, Any] | None:
@@ -95,6 +90,16 @@ def triggers_happy(so: dict[str, Any], count: int) -> bool:
     fallback is set)."""
     health = (so.get("status") or {}).get("health") or {}
     return len(health) == count and all(h.get("status") == "Happy" for h in health.values())
+
+
+def not_fallback_values(current: dict[str, float | None], targets: list[float]) -> bool:
+    """No metric at its target exactly: what the HPA reads while KEDA answers that trigger with
+    its fallback (`replicas x target`, over as many pods). Each trigger falls back on its own."""
+    values = list(current.values())
+    return len(values) == len(targets) and all(
+        v is not None and v != pytest.approx(t, rel=1e-4)
+        for v, t in zip(values, targets, strict=True)
+    )
 
 
 def pods(api: KubeApi) -> list[dict[str, Any]]:
@@ -225,7 +230,7 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
         "the HPA's currentMetrics, read from Prometheus",
         lambda: (s := (hpa(api) or {}).get("status", {})) and len(external_values(s)) == 3
         and all(v is not None for v in external_values(s).values())
-        and list(external_values(s).values()) != pytest.approx(targets, rel=1e-3) and s,
+        and not_fallback_values(external_values(s), targets) and s,
         timeout=METRICS_TIMEOUT, interval=1.0,
     )  # fmt: skip
     current_after = time.monotonic() - applied
@@ -234,46 +239,27 @@ def test_keda_makes_the_hpa_and_serves_its_external_metrics(
     ready = wait_for("the ScaledObject Ready",
                      lambda: condition(scaled_object(api), "Ready").get("status") == "True"
                      and scaled_object(api), timeout=60, interval=1.0)  # fmt: skip
-    idle = condition(ready, "Active")
-
-    # Requests through the Service: the request rate above 0 activates the ScaledObject.
-    address = api.get(f"/api/v1/namespaces/{NAMESPACE}/services/triton")["spec"]["clusterIP"]
-    stop, record = threading.Event(), LoadRecord()
-    load = threading.Thread(target=open_loop_http, args=(f"{address}:8000", LIGHT_LOAD_PER_S,
-                            METRICS_TIMEOUT), kwargs={"workers": 4, "stop": stop,
-                            "record": record}, daemon=True)  # fmt: skip
-    load.start()
-    loaded_at = time.monotonic()
-    try:
-        active_under_load = wait_for(
-            "the ScaledObject Active under a light load",
-            lambda: (c := condition(scaled_object(api), "Active")).get("status") == "True" and c,
-            timeout=METRICS_TIMEOUT, interval=1.0,
-        )  # fmt: skip
-        active_after = time.monotonic() - loaded_at
-    finally:
-        stop.set()
-        load.join(timeout=30)
+    # Idle pods still serve the readiness probe's canary inference every few seconds: the
+    # request rate is above the activation threshold (0), so KEDA reports the triggers active.
+    active_so = condition(ready, "Active")
     print(
         f"\nKEDA {keda.version()}: HPA {HPA} created {hpa_after:.1f} s after the apply; "
         f"{spec['minReplicaCount']} pods ready after {pods_ready_after:.1f} s; every trigger "
         f"answered by Prometheus after {happy_after:.1f} s; every metric "
         f"served through external.metrics.k8s.io after {served_after:.1f} s ({values}); the HPA "
         f"controller's currentMetrics {external_values(status)} ({active['reason']}) after "
-        f"{current_after:.1f} s; idle: Ready {condition(ready, 'Ready')['reason']}, Active "
-        f"{idle.get('status')} ({idle.get('reason')}); under {LIGHT_LOAD_PER_S:.0f} requests/s: "
-        f"Active {active_under_load['status']} ({active_under_load['reason']}) after "
-        f"{active_after:.1f} s"
+        f"{current_after:.1f} s; ScaledObject Ready ({condition(ready, 'Ready')['reason']}), "
+        f"Active {active_so.get('status')} ({active_so.get('reason')})"
     )
-    assert idle.get("status") in ("True", "False"), idle
+    assert active_so.get("status") == "True", active_so
     assert happy["status"]["health"], happy["status"]
 
 
 def test_keda_webhook_refuses_a_second_scaledobject_for_the_deployment(
     kubectl: Kubectl, api: KubeApi, rendered: Render, keda_running: Scenario
 ) -> None:
-    wait_for("the first ScaledObject", lambda: get_or_none(api, f"{SCALED_OBJECTS}/triton"),
-             timeout=60)  # fmt: skip
+    # The first ScaledObject's HPA made: KEDA's webhook checks the workload's HPAs first.
+    wait_for("the first ScaledObject's HPA", lambda: hpa(api), timeout=120)
     second = copy.deepcopy(rendered.one("ScaledObject", "triton"))
     second["metadata"]["name"] = "triton-second"
     result = kubectl.run("apply", "--server-side", "-f", "-",
@@ -282,7 +268,7 @@ def test_keda_webhook_refuses_a_second_scaledobject_for_the_deployment(
     assert result.returncode != 0, result.stdout
     assert 'admission webhook "vscaledobject.kb.io" denied the request' in result.stderr
     assert ("the workload 'triton' of type 'apps/v1.Deployment' is already managed by the "
-            "ScaledObject 'triton'") in result.stderr  # fmt: skip
+            f"hpa '{HPA}'") in result.stderr  # fmt: skip
     assert get_or_none(api, f"{SCALED_OBJECTS}/triton-second") is None
 
 
@@ -298,7 +284,7 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
              lambda: (so := scaled_object(api)) and triggers_happy(so, len(targets))
              and condition(so, "Fallback").get("status") != "True"
              and len(current := external_values((hpa(api) or {}).get("status", {}))) == 3
-             and list(current.values()) != pytest.approx(targets, rel=1e-3),
+             and not_fallback_values(current, targets),
              timeout=METRICS_TIMEOUT, interval=1.0)  # fmt: skip
     before = deployment(api)["spec"]["replicas"]
     expected = max(before, fallback["replicas"])
