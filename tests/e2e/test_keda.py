@@ -45,6 +45,10 @@ SCALED_OBJECTS = f"/apis/keda.sh/v1alpha1/namespaces/{NAMESPACE}/scaledobjects"
 # the first recorded series, then KEDA's poll and the HPA's 15 s sync.
 READY_TIMEOUT = 300.0
 METRICS_TIMEOUT = 240.0
+# kube-controller-manager's default HPA sync period, and how many of its syncs the fallback must
+# hold the count through.
+HPA_SYNC_SECONDS = 15.0
+HOLD_SYNCS = 3
 # Prometheus down: 3 failed polls of 5 s each, counted per trigger, then the HPA's next sync.
 FALLBACK_TIMEOUT = 180.0
 
@@ -100,6 +104,12 @@ def not_fallback_values(current: dict[str, float | None], targets: list[float]) 
         v is not None and v != pytest.approx(t, rel=1e-4)
         for v, t in zip(values, targets, strict=True)
     )
+
+
+def patch_minimum(kubectl: Kubectl, replicas: int) -> None:
+    patch = json.dumps({"spec": {"minReplicaCount": replicas}})
+    kubectl.run("patch", "scaledobject/triton", f"--namespace={NAMESPACE}", "--type=merge",
+                f"--patch={patch}")  # fmt: skip
 
 
 def pods(api: KubeApi) -> list[dict[str, Any]]:
@@ -283,6 +293,14 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
     fallback = spec["fallback"]
     assert fallback["behavior"] == "currentReplicasIfHigher"
     targets = [float(t["metadata"]["threshold"]) for t in spec["triggers"]]
+    # One replica above the minimum, through the ScaledObject (KEDA moves the HPA's bound), so
+    # that `currentReplicasIfHigher` has a current count above `fallback.replicas` to keep.
+    minimum = spec["minReplicaCount"]
+    raised = max(minimum, fallback["replicas"]) + 1
+    patch_minimum(kubectl, raised)
+    wait_for(f"{raised} pods ready", lambda: ready_pods(api) == raised
+             and deployment(api)["spec"]["replicas"] == raised, timeout=READY_TIMEOUT,
+             interval=1.0)  # fmt: skip
     wait_for("every trigger answered, no fallback, the HPA on Prometheus's values",
              lambda: (so := scaled_object(api)) and triggers_happy(so, len(targets))
              and condition(so, "Fallback").get("status") != "True"
@@ -301,15 +319,26 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
             timeout=FALLBACK_TIMEOUT, interval=1.0,
         )  # fmt: skip
         fallback_after = time.monotonic() - stopped_at
+        # Back to the overlay's minimum while Prometheus is still down: on the metrics alone
+        # the HPA would go down to it; the fallback keeps the current count instead.
+        patch_minimum(kubectl, minimum)
         # KEDA answers each metric with `replicas x target` (AverageValue): the HPA divides it
         # by the current pods, so once it has synced on the fallback each current average is
         # its target times expected/current, and it decides `expected` replicas.
-        held = wait_for(
-            "the HPA's sync on the fallback values",
-            lambda: (h := hpa(api)) and list(external_values(h.get("status", {})).values())
-            == pytest.approx([t * expected / before for t in targets], rel=1e-3) and h,
-            timeout=FALLBACK_TIMEOUT, interval=1.0,
-        )  # fmt: skip
+        wait_for("KEDA's HPA at the overlay's minimum",
+                 lambda: (hpa(api) or {}).get("spec", {}).get("minReplicas") == minimum,
+                 timeout=60, interval=0.5)  # fmt: skip
+        # Several of the HPA controller's syncs at that minimum: every count it and the
+        # Deployment show must be the one the fallback keeps (a static fallback, or the metrics
+        # of idle pods, would take it down to the minimum).
+        seen: set[int | None] = set()
+        held: dict[str, Any] = {}
+        hold_until = time.monotonic() + HOLD_SYNCS * HPA_SYNC_SECONDS
+        while time.monotonic() < hold_until:
+            held = hpa(api) or {}
+            seen |= {held.get("status", {}).get("desiredReplicas"),
+                     deployment(api)["spec"]["replicas"]}  # fmt: skip
+            time.sleep(1.0)
         replicas = deployment(api)["spec"]["replicas"]
         health = falling_back["status"].get("health") or {}
     finally:
@@ -323,15 +352,20 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
     )  # fmt: skip
     cleared_after = time.monotonic() - resumed_at
     print(
-        f"\nPrometheus stopped with {before} replicas: Fallback "
+        f"\nPrometheus stopped with {before} replicas (minReplicaCount {raised}): Fallback "
         f"{condition(falling_back, 'Fallback')['reason']} after {fallback_after:.1f} s "
-        f"(health {health}); the HPA desired {held['status'].get('desiredReplicas')} with "
+        f"(health {health}); minReplicaCount back to {minimum}: through "
+        f"{HOLD_SYNCS * HPA_SYNC_SECONDS:.0f} s the HPA and the Deployment at {seen}, "
+        f"the HPA's metrics "
         f"{external_values(held['status'])}, the Deployment at {replicas}; Prometheus back: "
         f"Fallback {condition(cleared, 'Fallback')['reason']} after {cleared_after:.1f} s"
     )
     failing = [h for h in health.values() if h.get("status") == "Failing"]
     assert failing and all(h["numberOfFailures"] > fallback["failureThreshold"] for h in failing)
-    assert held["status"].get("desiredReplicas") == expected, held["status"]
+    assert seen == {expected}, seen
     assert replicas == expected
+    assert list(external_values(held["status"]).values()) == pytest.approx(
+        [t * expected / before for t in targets], rel=1e-3
+    ), held["status"]
     recovered = (cleared["status"].get("health") or {}).values()
     assert all(h.get("status") == "Happy" for h in recovered), cleared["status"]
