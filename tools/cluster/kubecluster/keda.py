@@ -253,14 +253,10 @@ def _free_ports() -> dict[str, int]:
             **{name: _free_port(LOOPBACK) for name in on_loopback}}  # fmt: skip
 
 
-def install_crds(apply_files: Callable[[list[Path]], None], release: Path) -> None:
-    apply_files(crds(release))
-
-
 def start(layout: ClusterLayout, api: KubeApi, apply: Callable[[list[dict[str, Any]]], None],
           prometheus_port: int) -> dict[str, float]:  # fmt: skip
     """Register and start the three against the host Prometheus at `prometheus_port` on the
-    bridge address (the CRDs must be installed and Established first: install_crds).
+    bridge address (the CRDs of `crds(release_dir())` must be installed and Established first).
 
     `apply(documents)` applies objects server-side. Returns seconds from start until each part
     answered: the operator's and the webhooks' readyz, the APIService Available."""
