@@ -214,7 +214,7 @@ cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespa
 	$(CLUSTER) down
 
 .PHONY: e2e
-e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load, the metrics APIs through prometheus-adapter to the HPA controller; brings up `make cluster`
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load, the metrics APIs through prometheus-adapter to the HPA controller, the cpu-keda ScaledObject through KEDA (operator, metrics server, webhooks, fallback); brings up `make cluster`
 	$(BIN)/pytest -m "e2e and not load_step" -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: e2e-load-step

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.checkout import CHECKOUT, KUSTOMIZE_DIR
 
@@ -81,6 +82,16 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def apply_documents(kubectl: Kubectl) -> Callable[[list[dict[str, Any]]], None]:
+    """Server-side apply of objects built in Python (the drivers' registrations)."""
+
+    def apply(documents: list[dict[str, Any]]) -> None:
+        text = "".join("---\n" + yaml.safe_dump(d) for d in documents)
+        kubectl.run("apply", "--server-side", "-f", "-", input_text=text)
+
+    return apply
 
 
 @dataclass

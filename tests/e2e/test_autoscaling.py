@@ -18,7 +18,6 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
-import yaml
 from inference_tools.autoscaling import rendered_settings
 from inference_tools.autoscaling.hpa_spec import quantity_value
 from inference_tools.manifests.render import Render
@@ -36,7 +35,14 @@ from tests.e2e.autoscaling_record import (
     current_metrics,
     pod_log,
 )
-from tests.e2e.conftest import LOCAL_OVERLAYS, NAMESPACE, Kubectl, apply_release, wait_for
+from tests.e2e.conftest import (
+    LOCAL_OVERLAYS,
+    NAMESPACE,
+    Kubectl,
+    apply_documents,
+    apply_release,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +69,6 @@ READY_TIMEOUT = 300.0
 BACK_TIMEOUT = 420.0
 # One more row of the series after the last pod has gone.
 ROW_PAUSE_SECONDS = 5.0
-
-
-def apply_documents(kubectl: Kubectl) -> Callable[[list[dict[str, Any]]], None]:
-    def apply(documents: list[dict[str, Any]]) -> None:
-        text = "".join("---\n" + yaml.safe_dump(d) for d in documents)
-        kubectl.run("apply", "--server-side", "-f", "-", input_text=text)
-
-    return apply
 
 
 def pods(api: KubeApi) -> list[dict[str, Any]]:

@@ -185,6 +185,25 @@ def ensure_pki(folder: Path) -> Pki:
     return pki
 
 
+def ensure_own_ca_cert(folder: Path, ca_name: str, names: list[str]) -> Path:
+    """`ca.crt`, `tls.crt` and `tls.key` in `folder`: a CA of its own and one certificate it
+    signs for `names`, good for serving and as a client (mutual TLS between the parts of one
+    program, as KEDA's own certificate manager makes them). Kept once made."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    own = Pki(folder)
+    if not own.ca_cert.is_file():
+        _self_signed_ca(own.ca_key, own.ca_cert, ca_name)
+    cert = folder / "tls.crt"
+    if not cert.is_file():
+        _signed(
+            own, folder / "tls.key", cert, f"/CN={names[0].split(':', 1)[1]}",
+            ["keyUsage=critical,digitalSignature,keyEncipherment",
+             "extendedKeyUsage=serverAuth,clientAuth", "subjectAltName=" + ",".join(names)],
+        )  # fmt: skip
+    return folder
+
+
 def ensure_service_cert(pki: Pki, namespace: str, name: str) -> tuple[Path, Path]:
     """A serving certificate for the Service `name` in `namespace`, signed by the main CA: the
     aggregator checks an extension API server's certificate against `<name>.<namespace>.svc`."""

@@ -133,33 +133,53 @@ class EndpointTargets:
         self.thread.join(timeout=10)
 
 
-def _free_port() -> int:
+def _free_port(address: str) -> int:
     with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
+        probe.bind((address, 0))
         return int(probe.getsockname()[1])
 
 
-def start(layout: ClusterLayout, api: KubeApi, rendered: Render) -> tuple[str, EndpointTargets]:
-    """Prometheus on loopback with the overlay's scrape jobs and rules; returns its URL and the
-    running target sync (stop it before `stop`)."""
+def start(
+    layout: ClusterLayout, api: KubeApi, rendered: Render, address: str = LOOPBACK
+) -> tuple[str, EndpointTargets]:
+    """Prometheus on `address` (loopback unless a Service must route to it) with the overlay's
+    scrape jobs and rules; returns its URL and the running target sync (stop it before
+    `stop`)."""
     folder = _folder(layout)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "rules.yaml").write_text(yaml.safe_dump(prometheus_rule_file(rendered)))
     (folder / "prometheus.yaml").write_text(yaml.safe_dump(configuration(rendered, folder)))
     targets = EndpointTargets(api, rendered, folder).start()
-    port = _free_port()
-    processes.start_detached(
-        # Static targets only: the machine's Prometheus (Debian's) runs them, as `promtool`
-        # from the same package checks them in make test.
-        [find_prometheus(), f"--config.file={folder / 'prometheus.yaml'}",
-         f"--web.listen-address={LOOPBACK}:{port}",
-         f"--storage.tsdb.path={folder / 'data'}", "--log.level=warn"],
-        layout.pid_file(COMPONENT), layout.log_file(COMPONENT),
-    )  # fmt: skip
-    url = f"http://{LOOPBACK}:{port}"
-    _wait(lambda: _answers(f"{url}/-/ready"), layout)
+    port = _free_port(address)
+    # Static targets only: the machine's Prometheus (Debian's) runs them, as `promtool` from the
+    # same package checks them in make test.
+    command = [find_prometheus(), f"--config.file={folder / 'prometheus.yaml'}",
+               f"--web.listen-address={address}:{port}",
+               f"--storage.tsdb.path={folder / 'data'}", "--log.level=warn"]  # fmt: skip
+    (folder / "command.json").write_text(json.dumps(command))
+    url = f"http://{address}:{port}"
+    _launch(layout, command, url)
     return url, targets
+
+
+def _launch(layout: ClusterLayout, command: list[str], url: str) -> None:
+    processes.start_detached(command, layout.pid_file(COMPONENT), layout.log_file(COMPONENT))
+    _wait(lambda: _answers(f"{url}/-/ready"), layout)
+
+
+def pause(layout: ClusterLayout) -> None:
+    """Stop the Prometheus process and keep its data, configuration and targets (an outage that
+    its clients see as a refused connection)."""
+    processes.stop(layout.pid_file(COMPONENT), 10.0)
+
+
+def resume(layout: ClusterLayout, url: str) -> None:
+    """Start the paused Prometheus again, on the same address, data and configuration."""
+    if processes.running_pid(layout.pid_file(COMPONENT)) is not None:
+        return
+    command = json.loads((_folder(layout) / "command.json").read_text())
+    _launch(layout, command, url)
 
 
 def _answers(url: str) -> bool:
