@@ -8,6 +8,7 @@ launching tritonserver to its readiness, i.e. loading every model.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from inference_tools.perf.dataset import generate_texts
 from inference_tools.triton_metrics import scrape_per_model
 
 from lab.autoscaling.simulator import ServiceTimes
+from lab.repository_copy import lift_token_budget, linked_copy
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -123,7 +125,11 @@ def measure(
     machine: str = "",
 ) -> Measurements:
     load_seconds = measure_model_load_seconds(model_repository)
-    with LocalTritonServer(model_repository) as server:
-        measure_batches(server, batch_sizes[:1], repeats=2)  # warm-up
-        seconds = measure_batches(server, batch_sizes, repeats)
+    # A batch of b texts in one request stands for the batch the server forms from b one-text
+    # requests: no client's, so the per-request token budget does not apply to it.
+    with tempfile.TemporaryDirectory(prefix="service-times-") as folder:
+        copy = lift_token_budget(linked_copy(model_repository, Path(folder) / "repository"))
+        with LocalTritonServer(copy) as server:
+            measure_batches(server, batch_sizes[:1], repeats=2)  # warm-up
+            seconds = measure_batches(server, batch_sizes, repeats)
     return Measurements(tuple(batch_sizes), tuple(seconds), load_seconds, repeats, machine)

@@ -41,14 +41,15 @@ from inference_tools.perf.perf_analyzer import (
     parse_report,
     run_level,
 )
-from pod_hooks.fit_instances import available_cpus, lift_request_tokens
+from pod_hooks.fit_instances import available_cpus
+
+from lab.repository_copy import lift_token_budget, linked_copy
 
 FOLDER = "serving-path"
 RUN_JSON = "run.json"
 MODEL = "text_embedding"
 ENCODER_MODEL = "minilm"
 ENCODER_FILE = Path(ENCODER_MODEL) / "1" / "model.onnx"
-TOKENIZER_CONFIG = Path("tokenizer") / "config.pbtxt"
 # Every kind of text of the data set, in its fixed shares: grading on the short ones alone
 # left 35% of the traffic (paragraphs and documents, the longest to tokenize and move) out.
 TEXT_KINDS = tuple(kind for kind, _ in dataset.KIND_SHARES)
@@ -140,11 +141,9 @@ class ServingPathResult:
 
 
 def lookup_repository(source: Path, destination: Path) -> Path:
-    """A copy of `source` (hard links where possible) whose encoder is the lookup graph, and
-    whose tokenizer takes every request its other limits allow: its token budget is sized for
-    the real encoder's cost, which the lookup graph does not have."""
-    shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(source, destination, copy_function=_link_or_copy, symlinks=True)
+    """A linked copy of `source` (its tokenizer's token budget lifted, since the lookup graph
+    has none of the cost the budget is sized for) whose encoder is the lookup graph."""
+    lift_token_budget(linked_copy(source, destination))
     config = read_model_config(destination / ENCODER_MODEL / "config.pbtxt")
     (hidden,) = config.output[0].dims
     encoder = destination / ENCODER_FILE
@@ -152,18 +151,6 @@ def lookup_repository(source: Path, destination: Path) -> Path:
     bert_onnx.save_model_atomically(
         bert_onnx.build_lookup_encoder_model(hidden_size=int(hidden)), encoder
     )
-    tokenizer = destination / TOKENIZER_CONFIG
-    lifted = lift_request_tokens(tokenizer.read_text(), tokenizer)
-    tokenizer.unlink()  # a hard link, as above
-    tokenizer.write_text(lifted)
-    return destination
-
-
-def _link_or_copy(source: str, destination: str) -> str:
-    try:
-        Path(destination).hardlink_to(source)
-    except OSError:
-        shutil.copy2(source, destination)
     return destination
 
 

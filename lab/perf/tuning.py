@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
-import shutil
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from lab.perf import inprocess
 from lab.perf.inprocess_baseline import EmbeddingPipeline
 from lab.perf.suite import FLOOR_THREADS
+from lab.repository_copy import linked_copy, replace_text
 from python_backend.contract import ENCODER, ENSEMBLE
 
 THREADS_PARAMETER = "intra_op_thread_count"
@@ -83,23 +83,11 @@ def write_variant_config(config_path: Path, variant: Variant) -> None:
     config_path.write_text(text_format.MessageToString(config))
 
 
-def _link_or_copy(source: str, destination: str) -> None:
-    # Hard links keep three copies of a 90 MB encoder free; across filesystems, copy.
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
-
-
 def variant_repository(source: Path, destination: Path, variant: Variant, model: str) -> Path:
     """A copy of `source` whose `model` runs with the variant's settings."""
-    shutil.rmtree(destination, ignore_errors=True)
-    shutil.copytree(source, destination, copy_function=_link_or_copy)
+    linked_copy(source, destination)
     config_path = destination / model / "config.pbtxt"
-    # A hard-linked config would rewrite the original: replace the link with a file first.
-    text = config_path.read_text()
-    config_path.unlink()
-    config_path.write_text(text)
+    replace_text(config_path, config_path.read_text())
     write_variant_config(config_path, variant)
     return destination
 

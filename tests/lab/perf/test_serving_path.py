@@ -11,6 +11,7 @@ from inference_tools.perf import dataset
 from inference_tools.perf.perf_analyzer import LoadLevel, Measurement
 from lab.perf import serving_path, serving_path_report
 from lab.perf.ratios import INCONCLUSIVE
+from lab.repository_copy import TOKENIZER_CONFIG
 
 from tests.checkout import CHECKOUT
 
@@ -33,7 +34,7 @@ def test_lookup_repository_swaps_the_encoder_lifts_its_token_budget_and_leaves_t
     real = onnx.load(str(source_encoder), load_external_data=False)
     assert [o.name for o in lookup.graph.output] == [o.name for o in real.graph.output]
     assert {n.op_type for n in lookup.graph.node}.isdisjoint({"Softmax", "LayerNormalization"})
-    source_tokenizer = model_repository / serving_path.TOKENIZER_CONFIG
+    source_tokenizer = model_repository / TOKENIZER_CONFIG
     tokenizer_before = source_tokenizer.read_text()
     for config in model_repository.glob("*/config.pbtxt"):
         if config != source_tokenizer:
@@ -41,7 +42,7 @@ def test_lookup_repository_swaps_the_encoder_lifts_its_token_budget_and_leaves_t
     # The budget is sized for the real encoder's cost: a full 64-text request of documents
     # (what the serving path sends) passes the copy's tokenizer; the source keeps its budget.
     assert source_tokenizer.read_text() == tokenizer_before
-    tokenizer = read_model_config(copy / serving_path.TOKENIZER_CONFIG)
+    tokenizer = read_model_config(copy / TOKENIZER_CONFIG)
     lifted = int(tokenizer.parameters["max_request_tokens"].string_value)
     assert lifted == tokenizer.max_batch_size * int(tokenizer.parameters["max_tokens"].string_value)
 
