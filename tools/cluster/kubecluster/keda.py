@@ -32,7 +32,6 @@ import os
 import shutil
 import socket
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import yaml
 from kubecluster import host_names, processes
 from kubecluster.build import ModuleTool, ensure_tool
 from kubecluster.crds import module_dir
-from kubecluster.kubeapi import ApiError, KubeApi, write_kubeconfig
+from kubecluster.kubeapi import ApiError, KubeApi, write_service_account_kubeconfig
 from kubecluster.layout import BRIDGE_ADDRESS, GO_MODULE_DIR, ClusterLayout
 from kubecluster.pki import Pki, ensure_own_ca_cert
 
@@ -274,14 +273,9 @@ def start(layout: ClusterLayout, api: KubeApi, apply: Callable[[list[dict[str, A
         documents += routed_to_host(load(release, path)[0], SERVED_PORTS[name], host_ports[name])
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
            *documents, *prometheus_service(prometheus_port)])  # fmt: skip
-    token = api.create(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-         "spec": {"expirationSeconds": TOKEN_SECONDS}},
-    )["status"]["token"]  # fmt: skip
     kubeconfig = own / "kubeconfig"
-    write_kubeconfig(kubeconfig, f"https://{api.host}:{api.port}", Pki(layout.pki).ca_cert,
-                     SERVICE_ACCOUNT, {"token": token})  # fmt: skip
+    write_service_account_kubeconfig(api, kubeconfig, Pki(layout.pki).ca_cert, NAMESPACE,
+                                     SERVICE_ACCOUNT, TOKEN_SECONDS)  # fmt: skip
     dialled = {(NAMESPACE, OPERATOR), PROMETHEUS_SERVICE[:2]}
     cluster_ips = {(ns, name): api.get(f"/api/v1/namespaces/{ns}/services/{name}")["spec"]
                    ["clusterIP"] for ns, name in dialled}  # fmt: skip
@@ -295,31 +289,18 @@ def start(layout: ClusterLayout, api: KubeApi, apply: Callable[[list[dict[str, A
            with_ca_bundle(load(release, WEBHOOKS_FILE)[0], ca_bundle)])  # fmt: skip
     answered = {}
     for name, port in ((OPERATOR, ports["operator-health"]), (WEBHOOKS, ports["webhooks-health"])):
-        _wait(layout, name, lambda p=port: _answers(f"http://{LOOPBACK}:{p}/readyz"))
+        _wait(layout, name, lambda p=port: processes.answers(f"http://{LOOPBACK}:{p}/readyz"))
         answered[name] = time.monotonic() - started
     _wait(layout, METRICS_SERVER, lambda: available(api) == "True")
     answered[METRICS_SERVER] = time.monotonic() - started
     return answered
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
 def _wait(layout: ClusterLayout, name: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        for component in COMPONENTS:
-            if processes.running_pid(layout.pid_file(component)) is None:
-                raise RuntimeError(f"{component} exited; see {layout.log_file(component)}")
-        if check():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{name} did not answer; see {layout.log_file(name)}")
+    watched = {layout.pid_file(c): layout.log_file(c) for c in COMPONENTS}
+    processes.wait_until(
+        check, watched, name, layout.log_file(name), START_TIMEOUT_SECONDS, interval_seconds=0.5
+    )
 
 
 def available(api: KubeApi) -> str:

@@ -31,6 +31,19 @@ def write_kubeconfig(
     path.chmod(0o600)
 
 
+def write_service_account_kubeconfig(
+    api: KubeApi, path: Path, ca_file: Path, namespace: str, account: str, seconds: int
+) -> None:
+    """A kubeconfig for a host process acting as ServiceAccount `account`: a token of
+    `seconds` requested from the API (TokenRequest), and the cluster's CA."""
+    token = api.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"expirationSeconds": seconds}},
+    )["status"]["token"]  # fmt: skip
+    write_kubeconfig(path, f"https://{api.host}:{api.port}", ca_file, account, {"token": token})
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, method: str, path: str, body: str) -> None:
         super().__init__(f"{method} {path}: {status} {body[:500]}")

@@ -25,7 +25,7 @@ import yaml
 
 from kubecluster import processes
 from kubecluster.build import ModuleTool, ensure_tool
-from kubecluster.kubeapi import ApiError, KubeApi, write_kubeconfig
+from kubecluster.kubeapi import ApiError, KubeApi, write_service_account_kubeconfig
 from kubecluster.layout import BRIDGE_ADDRESS, GO_MODULE_DIR, ClusterLayout
 from kubecluster.pki import Pki, ensure_service_cert
 
@@ -142,14 +142,8 @@ def start(layout: ClusterLayout, api: KubeApi, apply: Any, prometheus_url: str,
     folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "config.yaml"
     config_file.write_text(yaml.safe_dump(adapter_config(helm_values), sort_keys=False))
-    token = api.create(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{NAME}/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-         "spec": {"expirationSeconds": TOKEN_SECONDS}},
-    )["status"]["token"]  # fmt: skip
     kubeconfig = folder / "kubeconfig"
-    write_kubeconfig(kubeconfig, f"https://{api.host}:{api.port}", pki.ca_cert, NAME,
-                     {"token": token})  # fmt: skip
+    write_service_account_kubeconfig(api, kubeconfig, pki.ca_cert, NAMESPACE, NAME, TOKEN_SECONDS)
     processes.start_detached(
         [str(binary),
          f"--lister-kubeconfig={kubeconfig}",

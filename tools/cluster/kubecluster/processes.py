@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -86,3 +88,33 @@ def stop(pid_file: Path, grace_seconds: float) -> None:
             while _alive(pid):
                 time.sleep(0.05)
     pid_file.unlink(missing_ok=True)
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 within 2 s (a readiness endpoint of a host process)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def wait_until(
+    check: Callable[[], bool],
+    watched: Mapping[Path, Path],
+    waiting_for: str,
+    log_file: Path,
+    timeout_seconds: float,
+    interval_seconds: float,
+) -> None:
+    """Poll `check` until it holds; fail at once where a watched process (pid file -> its log)
+    has exited, and after `timeout_seconds` naming `waiting_for` and `log_file`."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        for pid_file, log in watched.items():
+            if running_pid(pid_file) is None:
+                raise RuntimeError(f"{pid_file.stem} exited; see {log}")
+        if check():
+            return
+        time.sleep(interval_seconds)
+    raise TimeoutError(f"{waiting_for} did not answer; see {log_file}")

@@ -18,9 +18,6 @@ import os
 import shutil
 import socket
 import threading
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +162,14 @@ def start(
 
 def _launch(layout: ClusterLayout, command: list[str], url: str) -> None:
     processes.start_detached(command, layout.pid_file(COMPONENT), layout.log_file(COMPONENT))
-    _wait(lambda: _answers(f"{url}/-/ready"), layout)
+    processes.wait_until(
+        lambda: processes.answers(f"{url}/-/ready"),
+        {layout.pid_file(COMPONENT): layout.log_file(COMPONENT)},
+        "Prometheus",
+        layout.log_file(COMPONENT),
+        START_TIMEOUT_SECONDS,
+        interval_seconds=0.2,
+    )
 
 
 def pause(layout: ClusterLayout) -> None:
@@ -180,25 +184,6 @@ def resume(layout: ClusterLayout, url: str) -> None:
         return
     command = json.loads((_folder(layout) / "command.json").read_text())
     _launch(layout, command, url)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
-def _wait(check: Callable[[], bool], layout: ClusterLayout) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if processes.running_pid(layout.pid_file(COMPONENT)) is None:
-            raise RuntimeError(f"Prometheus exited; see {layout.log_file(COMPONENT)}")
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"Prometheus not ready; see {layout.log_file(COMPONENT)}")
 
 
 def stop(layout: ClusterLayout) -> None:
