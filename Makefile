@@ -101,11 +101,12 @@ reference-fixture: $(REFERENCE_STAMP) ## Regenerate tests/fixtures/reference_emb
 	HF_HUB_OFFLINE=1 $(REFERENCE_VENV)/bin/python tools/regenerate_reference_embeddings.py
 
 .PHONY: system-deps
-system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests, nftables for make cluster)
+system-deps: ## Install the Debian packages the tests use (needs root: libb64 for perf_analyzer, prometheus/promtool, nginx for the fault tests, nftables for make cluster, linux-perf for make perf-profile)
 	apt-get update -qq
 	@# nginx (not the transitional nginx-light): its http_upstream and grpc modules proxy the local replicas.
 	@# nftables: kube-proxy's nftables mode in `make cluster` programs the Services with nft.
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx nftables
+	@# linux-perf: make perf-profile samples the cores to say where the CPU goes.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libb64-0d prometheus nginx nftables linux-perf
 	@# Node.js runs the CRD validation of the manifests; keep a newer one that is already there.
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
 
@@ -147,6 +148,10 @@ serve: setup ## Serve model_repository/ with a real Triton on the CPU (HTTP 8000
 .PHONY: perf
 perf: setup ## Benchmark Triton against the in-process and FastAPI baselines, and the serving path alone (PERF_MODEL=, PERF_URL=, PERF_PROTOCOL=, PERF_DURATION_MS=, PERF_SERVING_PATH=only|skip); report in PERF_OUT
 	$(LAB) perf run --protocol $(PERF_PROTOCOL) --duration-ms $(PERF_DURATION_MS) --out $(PERF_OUT) --serving-path $(PERF_SERVING_PATH) $(if $(PERF_URL),--url $(PERF_URL)) $(if $(PERF_MODEL),--model $(PERF_MODEL))
+
+.PHONY: perf-profile
+perf-profile: setup ## Where the time goes: Triton (gRPC, HTTP) and the FastAPI microservice at c1 and c8 beside the model alone, CPU ms per text by process and library (perf), Triton's stages; report in perf/results/where-time-goes
+	$(LAB) perf profile --window-ms $(PERF_DURATION_MS)
 
 .PHONY: perf-tune
 perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads served side by side (PERF_VARIANTS=2x1,1x2); table in perf/results/tuning

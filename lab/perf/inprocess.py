@@ -109,6 +109,45 @@ def closed_loop(
     )
 
 
+def parallel_closed_loop(
+    pipelines: Sequence[EmbeddingPipeline], texts: Sequence[str], duration_s: float
+) -> InProcessResult:
+    """One caller per pipeline, one text per call, back to back for `duration_s`: the model run
+    the way the server runs it (an instance per caller, each with its own session), with no
+    server at all. Its throughput is what the cores can do with this model and these settings.
+    """
+    for pipeline in pipelines:
+        warm_up(pipeline, [[t] for t in texts])
+    latencies: list[list[float]] = [[] for _ in pipelines]
+    counts = [0] * len(pipelines)
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    def call(index: int) -> None:
+        # Callers start at different places in the data set, as clients would.
+        position = index * len(texts) // len(pipelines)
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            pipelines[index].embed([texts[position % len(texts)]])
+            latencies[index].append(time.perf_counter() - t0)
+            counts[index] += 1
+            position += 1
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(len(pipelines))]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    elapsed = time.perf_counter() - start
+    return InProcessResult(
+        label=f"in-process batch 1, {len(pipelines)} callers",
+        batch_size=1,
+        throughput_per_s=sum(counts) / elapsed,
+        latency_us=_percentiles([x for per_caller in latencies for x in per_caller]),
+        requests=sum(counts),
+    )
+
+
 def open_loop(
     pipeline: EmbeddingPipeline,
     texts: Sequence[str],

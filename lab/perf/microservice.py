@@ -19,12 +19,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException
 from inference_tools.commands.options import add_model_repository
 from inference_tools.local_server import LOOPBACK, free_port, log_tail
+from inference_tools.perf.perf_analyzer import PerfAnalyzerSettings
 from inference_tools.subprocesses import ManagedService, answers, stop_process, wait_until_ready
 from pydantic import BaseModel
 
@@ -110,6 +112,22 @@ class MicroserviceProcess(ManagedService):
     @property
     def url(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    def perf_settings(self, triton: PerfAnalyzerSettings, input_data: Path) -> PerfAnalyzerSettings:
+        """perf_analyzer's settings for this service: Triton's (windows, stability) with the
+        OpenAI client, this service's address and the data set as OpenAI requests."""
+        return replace(
+            triton,
+            url=self.url,
+            protocol="http",
+            service_kind="openai",
+            endpoint=ENDPOINT,
+            model=MODEL_NAME,
+            input_data=input_data,
+            metrics_url=None,
+            # The OpenAI client of perf_analyzer 2.51 only runs asynchronously.
+            extra_args=("--async",),
+        )
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

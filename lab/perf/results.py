@@ -103,7 +103,9 @@ INPROCESS_FIELDS = (
 
 @dataclass(frozen=True)
 class InProcessRow:
-    role: str  # "batch1-before", "batch1-after", "batch", "offered-<distribution>"
+    role: (
+        str  # "batch1-before", "batch1-after", "batch", "served-parallel", "offered-<distribution>"
+    )
     result: InProcessResult
 
 

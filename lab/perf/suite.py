@@ -35,11 +35,12 @@ from tqdm import tqdm
 from lab.perf import inprocess, serving_path
 from lab.perf.inprocess_baseline import (
     EmbeddingPipeline,
+    encoder_instances,
     served_session_options,
     served_settings_text,
 )
-from lab.perf.microservice import ENDPOINT, MODEL_NAME, MicroserviceProcess
-from lab.perf.ratios import BATCH_ROLE, SERVED_THREADS_ROLE_PREFIX, saturation
+from lab.perf.microservice import MODEL_NAME, MicroserviceProcess
+from lab.perf.ratios import BATCH_ROLE, PARALLEL_ROLE, SERVED_THREADS_ROLE_PREFIX, saturation
 from lab.perf.report import Report, write_report
 from lab.perf.results import (
     MICROSERVICE,
@@ -315,7 +316,7 @@ class Suite:
             offered = len(o.offered_fractions) * len(o.distributions)
             ms_levels = len(set(o.concurrency) & set(o.microservice_concurrency))
             measured = (ms_levels + offered * 2) * o.repeats
-            steps += 2 + len(o.floor_batch_sizes) + measured + offered
+            steps += 3 + len(o.floor_batch_sizes) + measured + offered
         return steps
 
     def run(self) -> Report:
@@ -414,6 +415,18 @@ class Suite:
         if o.baselines:
             for batch_size in o.floor_batch_sizes:
                 self._inprocess(BATCH_ROLE, self._closed(batch_size))
+            self._inprocess(PARALLEL_ROLE, self._parallel)
+
+    def _parallel(self) -> inprocess.InProcessResult:
+        """The served sessions, one caller per encoder instance, one text per call."""
+        o = self.options
+        options = served_session_options(o.model_repository)
+        pipelines = [
+            EmbeddingPipeline(o.model_repository, options=options)
+            for _ in range(encoder_instances(o.model_repository))
+        ]
+        result = inprocess.parallel_closed_loop(pipelines, self.plain_texts, o.inprocess_seconds)
+        return replace(result, label=f"{result.label}, as served")
 
     def _baseline_settings(self) -> list[str]:
         """Each baseline's settings, in words, for the report."""
@@ -427,6 +440,11 @@ class Suite:
             "spinning on); its throughput must rise with the batch size",
             "c1 overhead floor: in-process batch 1 with the served encoder's session options "
             f"({served_settings_text(o.model_repository)}), before and after Triton's c1",
+            "in-process floor, as served: one caller per encoder instance "
+            f"({encoder_instances(o.model_repository)}), each with its own session with the "
+            "served options, one text per call, "
+            f"{o.inprocess_seconds:g} s: the cores' capacity with the model run the way the "
+            "server runs it",
         ]
 
     def _offered_loads(self, triton_url: str, ms_settings: PerfAnalyzerSettings) -> None:
@@ -457,16 +475,8 @@ class Suite:
             return
         with MicroserviceProcess(o.model_repository, self.raw / "microservice.log") as service:
             self.microservice_settings = service.settings_text
-            yield self._settings(
-                service.url,
-                protocol="http",
-                service_kind="openai",
-                endpoint=ENDPOINT,
-                model=MODEL_NAME,
-                input_data=self.raw / "openai_input_data.json",
-                metrics_url=None,
-                # The OpenAI client of perf_analyzer 2.51 only runs asynchronously.
-                extra_args=("--async",),
+            yield service.perf_settings(
+                self._settings(service.url), self.raw / "openai_input_data.json"
             )
 
     @contextlib.contextmanager

@@ -12,10 +12,13 @@ from lab.perf.ratios import (
     INCONCLUSIVE,
     MET,
     NOT_MET,
+    PARALLEL_ROLE,
     Ratio,
     latency_overhead,
     latency_ratio,
+    microservice_latency,
     microservice_ratio,
+    microservice_ratio_ceiling,
     throughput_ratio,
 )
 from lab.perf.results import InProcessRow
@@ -146,3 +149,21 @@ def test_the_spread_of_repeated_runs_comes_with_the_ratio() -> None:
     throughput = throughput_ratio(triton, [batch(1, 100), batch(8, 400)])
     assert throughput.spread == pytest.approx((270 / 400, 330 / 400))
     assert throughput.value_text == "0.75x (0.68x to 0.83x)"
+
+
+def test_the_microservice_latency_is_a_difference_that_may_be_negative() -> None:
+    slower = microservice_latency([level(1, 50, 12.5, 30)], [level(1, 60, 11.0, 30)])
+    assert slower.value == pytest.approx(1.5) and slower.verdict == NOT_MET
+    sooner = microservice_latency([level(1, 50, 10.0, 30)], [level(1, 60, 11.0, 30)])
+    assert sooner.value == pytest.approx(-1.0) and sooner.verdict == MET
+    assert microservice_latency([level(1, 50, 10.0, 30)], []).verdict == INCONCLUSIVE
+
+
+def test_the_ceiling_counts_the_floor_as_served_with_one_caller_per_instance() -> None:
+    microservice = [level(2, 100.0, 10, 90)]
+    sweep = [batch(1, 60.0), batch(8, 62.0)]
+    assert microservice_ratio_ceiling(microservice, sweep) == pytest.approx(0.62)
+    parallel = InProcessRow(
+        PARALLEL_ROLE, InProcessResult("batch 1, 2 callers", 1, 115.0, {50: 1.0, 99: 2.0}, 10)
+    )
+    assert microservice_ratio_ceiling(microservice, [*sweep, parallel]) == pytest.approx(1.15)

@@ -45,6 +45,8 @@ def test_report_files_exist_and_parse(smoke_report) -> None:
         rows = list(csv.DictReader(stream))
     systems = {row["system"] for row in rows}
     assert systems == {"triton", "microservice", "in-process"}
+    # The floor as served: one caller per encoder instance, beside the batch sweep.
+    assert any(row["mode"] == "batch 1 (served-parallel)" for row in rows), rows
     assert all(float(row["throughput_per_s"]) > 0 for row in rows)
     assert all(float(row["p50_us"]) <= float(row["p99_us"]) for row in rows)
 
@@ -55,6 +57,7 @@ def test_every_target_is_computed(smoke_report) -> None:
         "latency_c1",
         "throughput_saturation",
         "microservice",
+        "microservice_latency_c1",
     ]
     text = smoke_report.markdown.read_text()
     for ratio in smoke_report.ratios:

@@ -13,7 +13,6 @@ stop.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from inference_tools.model_config import configs_from_folder
 
+from lab import process_tree
 from lab.reliability.load import (
     ClosedLoopLoad,
     HttpEmbeddingClient,
@@ -84,25 +84,7 @@ def long_texts(text_bytes: int, index: int, count: int) -> list[str]:
 
 def process_tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its descendants (Triton and its stubs)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, pending = 0, [pid]
-    page = os.sysconf("SC_PAGE_SIZE")
-    while pending:
-        current = pending.pop()
-        pending.extend(children.get(current, []))
-        try:
-            total += int((Path(f"/proc/{current}/statm")).read_text().split()[1]) * page
-        except OSError:
-            continue
-    return total
+    return process_tree.rss_bytes(process_tree.descendants(pid))
 
 
 class PeakRss:

@@ -1,0 +1,176 @@
+"""Where the CPU goes while a load runs: `perf record` samples every core at a fixed rate, and
+each sample is charged to its process and to the library (shared object) it was executing in.
+
+The recording is system-wide (`-a`), not per process: per-process sampling records nothing in
+the virtual machines these benchmarks run on, and the system-wide view also shows what else
+took the cores during the window (idle time, other processes), which says how far to trust it.
+A sample stands for 1/frequency seconds of one core, so a process's samples are its CPU time,
+and all samples over (frequency x cores) are the window actually recorded (perf may start late
+on a busy machine, so the wall time around it would overstate the window).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FREQUENCY_HZ = 499  # per core; odd, so as not to beat with a periodic timer
+IDLE = "idle"
+OTHER = "other processes"
+# Libraries grouped by what their time is spent on, first match wins (a path's lower case).
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ONNX Runtime (the model)", ("onnxruntime",)),
+    ("tokenizer (Rust)", ("tokenizers",)),
+    ("NumPy", ("numpy", "libopenblas", "libscipy_openblas")),
+    ("Python interpreter", ("libpython", "/python3", "cpython-3")),
+    ("Triton core and backends", ("tritonserver", "libtriton", "triton_python_backend_stub")),
+    ("kernel (system calls, scheduling, copies)", ("[kernel.kallsyms]", "[vdso]")),
+    ("C and C++ runtime", ("libc.so", "libstdc++", "libm.so", "ld-linux", "libgcc")),
+)
+UNCATEGORISED = "other libraries"
+_SAMPLE = re.compile(r"^\s*(?P<comm>.*?)\s+(?P<pid>\d+)\s+[0-9a-f]+\s+\((?P<dso>.*)\)\s*$")
+
+
+class ProfilerMissing(RuntimeError):
+    pass
+
+
+def category(dso: str) -> str:
+    lowered = dso.lower()
+    for name, needles in CATEGORIES:
+        if any(needle in lowered for needle in needles):
+            return name
+    return UNCATEGORISED
+
+
+@dataclass(frozen=True)
+class CpuProfile:
+    """One window's samples: by (process label, library category), plus idle and others."""
+
+    window_s: float
+    frequency_hz: int
+    cores: int
+    samples: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    idle_samples: int = 0
+    other_samples: int = 0
+    libraries: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (label, dso path)
+
+    def cpu_s(self, label: str | None = None, category_name: str | None = None) -> float:
+        """CPU seconds of a process label and/or a category (None: all of them)."""
+        count = sum(
+            n
+            for (lab, cat), n in self.samples.items()
+            if (label is None or lab == label) and (category_name is None or cat == category_name)
+        )
+        return count / self.frequency_hz
+
+    @property
+    def labels(self) -> list[str]:
+        totals = Counter[str]()
+        for (label, _), n in self.samples.items():
+            totals[label] += n
+        return [label for label, _ in totals.most_common()]
+
+    @property
+    def categories(self) -> list[str]:
+        totals = Counter[str]()
+        for (_, cat), n in self.samples.items():
+            totals[cat] += n
+        return [cat for cat, _ in totals.most_common()]
+
+    @property
+    def idle_s(self) -> float:
+        return self.idle_samples / self.frequency_hz
+
+    @property
+    def others_s(self) -> float:
+        return self.other_samples / self.frequency_hz
+
+
+def summarise(
+    lines: Iterable[str], labels: Mapping[int, str], cores: int, frequency_hz: int = FREQUENCY_HZ
+) -> CpuProfile:
+    """`perf script -F comm,pid,ip,dso` output, charged to the labelled processes (pid -> label);
+    pid 0 is the idle task, any other pid goes to OTHER."""
+    samples, libraries = Counter[tuple[str, str]](), Counter[tuple[str, str]]()
+    idle = others = 0
+    for line in lines:
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        pid = int(match["pid"])
+        if pid == 0:
+            idle += 1
+            continue
+        label = labels.get(pid)
+        if label is None:
+            others += 1
+            continue
+        dso = match["dso"]
+        samples[(label, category(dso))] += 1
+        libraries[(label, dso)] += 1
+    total = idle + others + sum(samples.values())
+    return CpuProfile(
+        window_s=total / (frequency_hz * cores),
+        frequency_hz=frequency_hz,
+        cores=cores,
+        samples=dict(samples),
+        idle_samples=idle,
+        other_samples=others,
+        libraries=dict(libraries),
+    )
+
+
+def perf_binary() -> str:
+    found = shutil.which("perf")
+    if found is None:
+        raise ProfilerMissing(
+            "perf is not installed: `make system-deps` installs it (Debian's linux-perf)"
+        )
+    return found
+
+
+def record(out_path: Path, window_s: float, frequency_hz: int = FREQUENCY_HZ) -> None:
+    """Sample every core for about `window_s` into `out_path`."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = out_path.with_suffix(".log")
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                perf_binary(),
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                str(frequency_hz),
+                "-a",
+                "-o",
+                str(out_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            process.wait(timeout=window_s)
+        except subprocess.TimeoutExpired:
+            # perf record stops and writes its file on SIGINT, as on Ctrl-C.
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+    if not out_path.is_file() or out_path.stat().st_size == 0:
+        raise RuntimeError(f"perf record wrote nothing; see {log_path}:\n{log_path.read_text()}")
+
+
+def script_lines(data_path: Path) -> list[str]:
+    completed = subprocess.run(
+        [perf_binary(), "script", "-i", str(data_path), "-F", "comm,pid,ip,dso"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout.splitlines()
