@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+import matplotlib.pyplot as plt
 from inference_tools.local_server import LocalTritonServer
 from inference_tools.perf import dataset
 from inference_tools.perf.measured_model import choose_measured_model
@@ -56,6 +60,7 @@ THIS_PROCESS = "in-process pipeline"
 # recorded inside them, after the first window's start so that the load is already running.
 WINDOWS = 3
 PROFILE_DELAY_S = 2.0
+PLOT_NAME = "cpu_per_text.png"
 T = TypeVar("T")
 
 
@@ -317,6 +322,7 @@ class WhereTimeGoes:
             json.dumps([_as_json(r) for r in self.runs], indent=1) + "\n"
         )
         write_csv(o.out_dir / "cpu_per_text.csv", self.runs)
+        plot_cpu_per_text(o.out_dir / PLOT_NAME, self.runs, o.concurrency)
         report = o.out_dir / "report.md"
         report.write_text(render(self.runs, o, self.window_s()))
         return report
@@ -446,9 +452,53 @@ def _stage_table(cases: dict[Case, list[CaseRun]], columns: Sequence[Case]) -> l
     return lines
 
 
+def _columns(cases: dict[Case, list[CaseRun]], concurrency: int) -> list[Case]:
+    """The floor first, then every system at this concurrency."""
+    floors = [c for c in cases if c.system == FLOOR]
+    at_level = [c for c in cases if c.concurrency == concurrency and c.system != FLOOR]
+    return [*floors, *sorted(at_level, key=lambda c: (c.system, c.protocol))]
+
+
+def plot_cpu_per_text(path: Path, runs: Sequence[CaseRun], levels: Sequence[int]) -> None:
+    """Stacked bars: each case's median CPU ms per text, split by process, one panel a level."""
+    cases = _by_case(runs)
+    labels = sorted({label for r in runs for label in r.cpu_ms_per_text})
+    colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4.5), dpi=110)
+    axes = list(axes) if len(levels) > 1 else [axes]
+    for ax, concurrency in zip(axes, levels, strict=True):
+        columns = _columns(cases, concurrency)
+        bottoms = [0.0] * len(columns)
+        for label in labels:
+            heights = [
+                _median([r.cpu_ms_per_text.get(label, 0.0) for r in cases[c]]) for c in columns
+            ]
+            if not any(heights):
+                continue
+            ax.bar(
+                [c.title for c in columns],
+                heights,
+                bottom=bottoms,
+                color=colours[label],
+                label=label,
+            )
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        for x, (case, total) in enumerate(zip(columns, bottoms, strict=True)):
+            texts_per_s = _median([r.texts_per_s for r in cases[case]])
+            ax.annotate(f"{texts_per_s:.0f}/s", (x, total), ha="center", va="bottom", fontsize=8)
+        ax.set_title(f"concurrency {concurrency} (bar labels: texts/s)")
+        ax.set_ylabel("CPU ms per text (median of runs)")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[-1].legend(fontsize=8)
+    fig.suptitle("Where the CPU goes, per text served")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def render(runs: Sequence[CaseRun], options: Options, window_s: float) -> str:
     cases = _by_case(runs)
-    floors = [c for c in cases if c.system == FLOOR]
     lines = [
         "# Where the time goes: Triton, the FastAPI microservice and the model alone",
         "",
@@ -461,15 +511,11 @@ def render(runs: Sequence[CaseRun], options: Options, window_s: float) -> str:
         "- CPU ms per text: a process's CPU time in the window over the texts served in it. "
         "The load generator (perf_analyzer) runs on the same cores, and counts.",
         "",
+        f"![CPU per text]({PLOT_NAME})",
+        "",
     ]
     for concurrency in options.concurrency:
-        columns = [
-            *floors,
-            *sorted(
-                (c for c in cases if c.concurrency == concurrency and c.system != FLOOR),
-                key=lambda c: (c.system, c.protocol),
-            ),
-        ]
+        columns = _columns(cases, concurrency)
         lines += [f"## Concurrency {concurrency}", "", *_cpu_table(cases, columns), ""]
         stage_columns = [c for c in columns if c.system == TRITON]
         stage_lines = _stage_table(cases, stage_columns)

@@ -113,3 +113,4 @@ def test_each_system_is_charged_to_its_own_processes(short_profile) -> None:
     text = report.read_text()
     assert "## Concurrency 1" in text and "by process: minilm stub" in text
     assert (report.parent / "cpu_per_text.csv").read_text().count("\n") > 5
+    assert (report.parent / "cpu_per_text.png").stat().st_size > 10_000
