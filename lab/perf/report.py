@@ -239,8 +239,9 @@ def _ceiling_lines(
         return []
     return [
         f"Ceiling of the microservice ratio on this machine: {ceiling:.2f}x (the in-process "
-        "floor's best throughput over the microservice's; no server outruns the model called "
-        "with no serving at all).",
+        "floor's best throughput, one caller per encoder instance or one caller at its best "
+        "batch size, over the microservice's; no server outruns the model called with no "
+        "serving at all).",
         "",
     ]
 

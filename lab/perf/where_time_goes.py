@@ -464,7 +464,7 @@ def plot_cpu_per_text(path: Path, runs: Sequence[CaseRun], levels: Sequence[int]
     cases = _by_case(runs)
     labels = sorted({label for r in runs for label in r.cpu_ms_per_text})
     colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
-    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 4.5), dpi=110)
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels) + 2, 4.5), dpi=110)
     axes = list(axes) if len(levels) > 1 else [axes]
     for ax, concurrency in zip(axes, levels, strict=True):
         columns = _columns(cases, concurrency)
@@ -490,9 +490,10 @@ def plot_cpu_per_text(path: Path, runs: Sequence[CaseRun], levels: Sequence[int]
         ax.set_ylabel("CPU ms per text (median of runs)")
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         ax.grid(True, axis="y", alpha=0.3)
-    axes[-1].legend(fontsize=8)
+    handles, names = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center right", fontsize=8)
     fig.suptitle("Where the CPU goes, per text served")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     fig.savefig(path)
     plt.close(fig)
 
