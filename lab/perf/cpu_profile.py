@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import subprocess
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -116,6 +115,8 @@ def summarise(
         samples[(label, category(dso))] += 1
         libraries[(label, dso)] += 1
     total = idle + others + sum(samples.values())
+    if total == 0:
+        raise RuntimeError("perf recorded no samples: is system-wide sampling allowed here?")
     return CpuProfile(
         window_s=total / (frequency_hz * cores),
         frequency_hz=frequency_hz,
@@ -137,33 +138,21 @@ def perf_binary() -> str:
 
 
 def record(out_path: Path, window_s: float, frequency_hz: int = FREQUENCY_HZ) -> None:
-    """Sample every core for about `window_s` into `out_path`."""
+    """Sample every core while `sleep window_s` runs, into `out_path`. (Started with a workload,
+    perf stops by itself once it has sampled the whole window, however long perf took to start
+    on a busy machine; a signal sent on a timer could stop it before its first sample.)"""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     log_path = out_path.with_suffix(".log")
     with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                perf_binary(),
-                "record",
-                "-e",
-                "cpu-clock",
-                "-F",
-                str(frequency_hz),
-                "-a",
-                "-o",
-                str(out_path),
-            ],
+        completed = subprocess.run(
+            [perf_binary(), "record", "-e", "cpu-clock", "-F", str(frequency_hz), "-a", "-o",
+             str(out_path), "--", "sleep", f"{window_s:g}"],
             stdout=log,
             stderr=subprocess.STDOUT,
-        )
-        try:
-            process.wait(timeout=window_s)
-        except subprocess.TimeoutExpired:
-            # perf record stops and writes its file on SIGINT, as on Ctrl-C.
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
-    if not out_path.is_file() or out_path.stat().st_size == 0:
-        raise RuntimeError(f"perf record wrote nothing; see {log_path}:\n{log_path.read_text()}")
+            timeout=window_s + 120,
+        )  # fmt: skip
+    if completed.returncode != 0 or not out_path.is_file() or out_path.stat().st_size == 0:
+        raise RuntimeError(f"perf record failed; see {log_path}:\n{log_path.read_text()}")
 
 
 def script_lines(data_path: Path) -> list[str]:

@@ -198,6 +198,7 @@ def test_the_walk_reaches_every_command() -> None:
         "perf",
         "perf run",
         "perf tune",
+        "perf profile",
         "perf report",
         "autoscaling",
         "autoscaling simulate",

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=comma_separated_ints,
         default=(1, 8),
         metavar="LEVELS",
-        help="requests in flight, comma-separated (default: 1 and 8, one client and saturation)",
+        help="requests in flight, comma-separated: one client, and enough to saturate the server",
     )
     parser.add_argument(
         "--protocols",
