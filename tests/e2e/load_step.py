@@ -187,7 +187,7 @@ def run_load_step(api: KubeApi, cluster: ClusterLayout, prometheus_url: str,
         recorder.fill_load(record)
         result = summarise(api, cluster, prometheus_url, autoscaler, recorder, record, marks,
                            before, wall_minus_monotonic)  # fmt: skip
-        write_results(results, recorder, result, marks, (minimum, maximum),
+        write_results(results, recorder, record, result, marks, (minimum, maximum),
                       targets_of(hpa_object(api, autoscaler.hpa)), autoscaler)  # fmt: skip
         print(f"\n{autoscaler.name}: load step of {OFFERED_PER_S:.0f} requests/s ({IN_FLIGHT} in "
               f"flight at most) through {address}:8000: {json.dumps(result.figures)}; results "
@@ -231,10 +231,17 @@ def summarise(api: KubeApi, cluster: ClusterLayout, prometheus_url: str, autosca
     return StepResult(figures, statuses, len(new_pods), starts)
 
 
-def write_results(results: Path, recorder: Recorder, result: StepResult, marks: dict[str, float],
-                  bounds: tuple[int, int], targets: dict[str, float],
+def write_results(results: Path, recorder: Recorder, record: LoadRecord, result: StepResult,
+                  marks: dict[str, float], bounds: tuple[int, int], targets: dict[str, float],
                   autoscaler: Autoscaler) -> None:  # fmt: skip
     results.mkdir(parents=True, exist_ok=True)
+    # Every request, for what is computed later from them (the seconds over the objective the
+    # simulator's comparison counts, lab/autoscaling/cluster_step.py).
+    with (results / "requests.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["due_s", "latency_s", "status", "waited_s"])
+        writer.writerows([f"{o.sent_at_s:.4f}", f"{o.latency_s:.4f}", o.status, f"{o.waited_s:.4f}"]
+                         for o in record.snapshot())  # fmt: skip
     with (results / "step.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["time_s", "offered_per_s", "served_per_s", "p50_s", "p99_s", *METRICS,
@@ -248,6 +255,8 @@ def write_results(results: Path, recorder: Recorder, result: StepResult, marks: 
     step_at = marks.get("step", recorder.origin) - recorder.origin
     (results / "figures.json").write_text(json.dumps(
         {**result.figures, "step_at_s": round(step_at, 1),
+         "marks_after_step_s": {name: round(at - marks["step"], 1) for name, at in marks.items()}
+         if "step" in marks else {},
          "cold_starts": [{**asdict(s), "total_s": s.total_s} for s in result.cold_starts]},
         indent=2) + "\n")  # fmt: skip
     if not recorder.rows:

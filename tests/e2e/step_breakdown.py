@@ -67,20 +67,24 @@ class Breakdown:
 
 
 def client_side(record: LoadRecord, start_s: float, end_s: float) -> dict[str, float]:
-    """The answered requests due in [start_s, end_s) (seconds since the load started)."""
+    """The answered requests due in [start_s, end_s) (seconds since the load started); the
+    requests in flight are those sent in it."""
     answered = [o for o in record.snapshot() if o.ok and start_s <= o.sent_at_s < end_s]
     if not answered:
         return {}
     latency = np.array([o.latency_s for o in answered])
     waited = np.array([o.waited_s for o in answered])
     wire = latency - waited
+    # Requests in flight (Little's law): wire time of those sent within the window.
+    sent = np.array([o.sent_at_s + o.waited_s for o in answered])
+    inside = (sent >= start_s) & (sent < end_s)
     return {
         "answered": len(answered),
         "latency_ms": float(latency.mean() * 1000),
         "p99_ms": float(np.percentile(latency, 99) * 1000),
         "wait_ms": float(waited.mean() * 1000),
         "wire_ms": float(wire.mean() * 1000),
-        "in_flight": float(wire.sum() / (end_s - start_s)),
+        "in_flight": float(wire[inside].sum() / (end_s - start_s)),
     }
 
 
