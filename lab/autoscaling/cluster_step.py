@@ -21,12 +21,12 @@ import numpy as np
 from inference_tools.autoscaling.hpa_spec import HPASpec
 
 from lab.autoscaling import simulator as sim
+from lab.reliability.load import OK
 
 # Simulated time before the step: as the cluster scenario's baseline.
 BASELINE_S = 15.0
 # Simulated time after the load: long enough to be back at minReplicas.
 AFTER_LOAD_S = 400.0
-NOT_SENT = "NOT_SENT"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class StepFigures:
     peak_replicas: int | None
     back_to_min_s: float | None
     seconds_over_objective: float
-    refused_percent: float
+    # Of the requests offered: refused by a queue policy, or (on the cluster) never sent
+    # because every one of the generator's workers was still waiting when the load stopped.
+    not_served_percent: float
 
 
 @dataclass(frozen=True)
@@ -68,18 +70,14 @@ def load_recording(folder: Path, objective_s: float) -> RecordedStep:
     figures = json.loads((folder / "figures.json").read_text())
     marks = figures["marks_after_step_s"]
     starts = [s["total_s"] for s in figures.get("cold_starts") or []]
-    ok_latency, ok_done, sent, refused = [], [], 0, 0
+    ok_latency, ok_done, offered = [], [], 0
     with (folder / "requests.csv").open() as handle:
         for row in csv.DictReader(handle):
-            if row["status"] == NOT_SENT:
-                continue
-            sent += 1
-            if row["status"] == "OK":
+            offered += 1
+            if row["status"] == OK:
                 latency = float(row["latency_s"])
                 ok_latency.append(latency)
                 ok_done.append(float(row["due_s"]) + latency)
-            else:
-                refused += 1
     back = marks.get("back at min")
     stopped = marks.get("load stopped")
     return RecordedStep(
@@ -93,7 +91,7 @@ def load_recording(folder: Path, objective_s: float) -> RecordedStep:
             peak_replicas=figures.get("peak_desired_replicas"),
             back_to_min_s=None if back is None or stopped is None else round(back - stopped, 1),
             seconds_over_objective=seconds_over(ok_done, ok_latency, objective_s),
-            refused_percent=round(100 * refused / max(1, sent), 2),
+            not_served_percent=round(100 * (offered - len(ok_latency)) / max(1, offered), 2),
         ),
     )
 
@@ -122,7 +120,7 @@ def simulated_figures(result: sim.SimulationResult, minimum: int, load_s: float,
         peak_replicas=max(running for _, running, _, _ in result.timeline),
         back_to_min_s=None if back is None else back - end,
         seconds_over_objective=seconds_over(completions, result.latencies_s, result.objective_s),
-        refused_percent=round(100 * result.rejected / max(1, served + result.rejected), 2),
+        not_served_percent=round(100 * result.rejected / max(1, served + result.rejected), 2),
     )
 
 
@@ -138,7 +136,7 @@ def median_figures(runs: Sequence[StepFigures]) -> StepFigures:
         peak_replicas=None if peak is None else round(peak),
         back_to_min_s=median([r.back_to_min_s for r in runs]),
         seconds_over_objective=float(statistics.median(r.seconds_over_objective for r in runs)),
-        refused_percent=float(statistics.median(r.refused_percent for r in runs)),
+        not_served_percent=float(statistics.median(r.not_served_percent for r in runs)),
     )
 
 
@@ -171,5 +169,5 @@ def table_row(name: str, source: str, figures: StepFigures) -> dict[str, str]:
         "peak replicas": _text(figures.peak_replicas, 0),
         "load stop to minReplicas s": _text(figures.back_to_min_s),
         "seconds over objective": _text(figures.seconds_over_objective, 0),
-        "refused %": _text(figures.refused_percent, 2),
+        "not served % of offered": _text(figures.not_served_percent, 1),
     }

@@ -12,6 +12,7 @@ import pytest
 from inference_tools.autoscaling import rendered_settings
 from lab.autoscaling import cluster_step
 from lab.autoscaling import simulator as sim
+from lab.reliability.load import NOT_SENT, OK
 
 from tests.e2e.conftest import LOCAL_OVERLAYS
 
@@ -33,9 +34,9 @@ def write_recording(folder: Path) -> None:
         writer.writerow(["due_s", "latency_s", "status", "waited_s"])
         for tenth in range(1000):
             due = tenth / 10
-            writer.writerow([due, 0.1 if due < 20 else 0.5, "OK", 0.0])
+            writer.writerow([due, 0.1 if due < 20 else 0.5, OK, 0.0])
         writer.writerow([50.0, 0.01, "503", 0.0])
-        writer.writerow([99.9, 0.0, cluster_step.NOT_SENT, 0.0])
+        writer.writerow([99.9, 0.0, NOT_SENT, 0.0])
 
 
 def test_a_recording_gives_the_figures_from_the_step_and_the_end_of_the_load(
@@ -49,8 +50,8 @@ def test_a_recording_gives_the_figures_from_the_step_and_the_end_of_the_load(
     assert recorded.load_s == 100.0 and recorded.startup_s == 12.0
     # Answers of requests due from 20 s on finish from 20.5 to 100.4 s: 81 buckets over.
     assert measured.seconds_over_objective == 81.0
-    # The request never sent is not counted; the refused one is.
-    assert measured.refused_percent == pytest.approx(100 / 1001, abs=0.01)
+    # The refused request and the one never sent were offered and not served.
+    assert measured.not_served_percent == pytest.approx(200 / 1002, abs=0.01)
 
 
 def test_seconds_over_the_objective_are_counted_as_the_simulator_counts_them() -> None:
