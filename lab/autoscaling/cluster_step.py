@@ -81,7 +81,7 @@ def load_recording(folder: Path, objective_s: float) -> RecordedStep:
     back = marks.get("back at min")
     stopped = marks.get("load stopped")
     return RecordedStep(
-        name=f"{figures.get('autoscaler', folder.name)} ({folder.name})",
+        name=f"{folder.parent.name}: {figures.get('autoscaler', folder.name)}",
         offered_per_s=float(figures["offered_per_s"]),
         load_s=float(stopped),
         startup_s=statistics.mean(starts) if starts else float("nan"),
