@@ -219,12 +219,12 @@ cluster-down: $(SETUP_STAMP) ## Stop `make cluster`: no process, network namespa
 	$(CLUSTER) down
 
 .PHONY: e2e
-e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load, the metrics APIs through prometheus-adapter to the HPA controller, the cpu-keda ScaledObject through KEDA (operator, metrics server, webhooks, fallback); brings up `make cluster`
-	$(BIN)/pytest -m "e2e and not load_step" -rA tests/e2e $(PYTEST_ARGS)
+e2e: cluster ## End-to-end tests on the real control plane (tests/e2e): apply, admission, readiness, a dead stub, rolling update under load, the metrics APIs through prometheus-adapter to the HPA controller, a load step scaled out and back by the HPA controller on cpu-hpa and on KEDA's HPA, the cpu-keda ScaledObject through KEDA (operator, metrics server, webhooks, fallback); brings up `make cluster`
+	$(BIN)/pytest -m e2e -rA tests/e2e $(PYTEST_ARGS)
 
 .PHONY: e2e-load-step
-e2e-load-step: cluster ## The autoscaling load step through the real HPA controller (its outcome depends on the machine's speed, so not in CI); brings up `make cluster`
-	$(BIN)/pytest -m e2e -rA tests/e2e/test_apply.py tests/e2e/test_autoscaling.py $(PYTEST_ARGS)
+e2e-load-step: cluster ## The autoscaling scenarios alone (cpu-hpa and KEDA, each with its load step; also in `make e2e`); brings up `make cluster`
+	$(BIN)/pytest -m e2e -rA tests/e2e/test_apply.py tests/e2e/test_autoscaling.py tests/e2e/test_keda.py $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: setup ## Long fault and overload runs (rolling restart, local stops, drain limits, restart, crashes, overload, hostile input, store, soak); table in $(RELIABILITY_OUT)

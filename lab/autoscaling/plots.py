@@ -201,10 +201,11 @@ def plot_cluster_step(
     replica_bounds: tuple[int, int],
     path: Path,
     title: str,
+    metrics_path: str = "prometheus-adapter",
 ) -> Path:
     """A load step through the real controllers, drawn like the loop and the simulation: load,
-    latency, each HPA metric against its target, replicas; `marks` are the moments (seconds)
-    the figures are measured between."""
+    latency, each HPA metric against its target (served through `metrics_path`), replicas;
+    `marks` are the moments (seconds) the figures are measured between."""
     t = [r.time_s for r in rows]
     fig, (load, latency, metrics, replicas) = plt.subplots(
         4, 1, figsize=(9, 10), sharex=True, constrained_layout=True
@@ -233,7 +234,7 @@ def plot_cluster_step(
     metrics.axhline(1.0, color="black", linestyle="--", linewidth=1, label="target")
     metrics.set_ylabel("current / target")
     metrics.legend(loc="upper right", fontsize=7)
-    metrics.set_title("The HPA's status.currentMetrics (via prometheus-adapter), per pod",
+    metrics.set_title(f"The HPA's status.currentMetrics (via {metrics_path}), per pod",
                       fontsize=10, loc="left")  # fmt: skip
 
     replicas.step(t, [r.desired_replicas or 0 for r in rows], where="post", color="tab:green",

@@ -43,6 +43,9 @@ class Outcome:
     latency_s: float
     status: str  # OK, an HTTP status ("503"), a gRPC code ("UNAVAILABLE") or an exception name
     message: str = ""
+    # Of the latency, the time a request due on an open loop waited for a free worker (client
+    # side, before it was sent); 0 where requests are sent when due.
+    waited_s: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -57,9 +60,12 @@ class LoadRecord:
     started_at: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, sent_at: float, status: str, message: str = "") -> None:
+    def add(
+        self, sent_at: float, status: str, message: str = "", *, picked_at: float | None = None
+    ) -> None:
         now = time.monotonic()
-        outcome = Outcome(sent_at - self.started_at, now - sent_at, status, message[:300])
+        waited = 0.0 if picked_at is None else max(0.0, picked_at - sent_at)
+        outcome = Outcome(sent_at - self.started_at, now - sent_at, status, message[:300], waited)
         with self._lock:
             self.outcomes.append(outcome)
 
@@ -371,12 +377,13 @@ def open_loop_http(
             if stop.is_set():
                 record.add(due_at, NOT_SENT)
                 continue
+            picked_at = time.monotonic()
             client = HttpEmbeddingClient(address)
             try:
                 status, message = client(index)
             finally:
                 client.close()
-            record.add(due_at, status, message)
+            record.add(due_at, status, message, picked_at=picked_at)
 
     threads = [threading.Thread(target=work, name=f"open-loop-{n}", daemon=True)
                for n in range(workers)]  # fmt: skip

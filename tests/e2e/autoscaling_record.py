@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,11 @@ class PodTimeline:
 class Recorder:
     api: KubeApi
     namespace: str
+    # The HPA to read (KEDA names its own), and the names its metrics are recorded under, in
+    # the order of its spec (KEDA's External metrics are named s0-prometheus, ...); empty: each
+    # Pods metric's own name.
+    hpa_name: str = "triton"
+    metric_names: tuple[str, ...] = ()
     origin: float = field(default_factory=time.monotonic)
     rows: list[ClusterRow] = field(default_factory=list)
     pods: dict[str, PodTimeline] = field(default_factory=dict)
@@ -83,7 +89,7 @@ class Recorder:
     def _poll(self) -> tuple[dict[str, Any], dict[str, Any]]:
         now_wall, now = time.time(), time.monotonic()
         base = f"/apis/autoscaling/v2/namespaces/{self.namespace}/horizontalpodautoscalers"
-        hpa = self.api.get(f"{base}/triton")
+        hpa = self.api.get(f"{base}/{self.hpa_name}")
         deployment = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/deployments/triton")
         desired = hpa.get("status", {}).get("desiredReplicas")
         if desired is not None and (not self.desired_changes or
@@ -119,7 +125,7 @@ class Recorder:
             served_per_s=0.0,
             p50_s=None,
             p99_s=None,
-            metrics=current_metrics(status),
+            metrics=current_metrics(status, self.metric_names),
             desired_replicas=status.get("desiredReplicas"),
             spec_replicas=deployment["spec"].get("replicas"),
             ready_replicas=int(deployment.get("status", {}).get("readyReplicas") or 0),
@@ -142,14 +148,19 @@ class Recorder:
             row.p99_s = float(np.percentile(latencies, 99)) if latencies else None
 
 
-def current_metrics(hpa_status: dict[str, Any]) -> dict[str, float | None]:
-    """The HPA's status.currentMetrics: each Pods metric's current average, by name."""
+def current_metrics(
+    hpa_status: dict[str, Any], names: Sequence[str] = ()
+) -> dict[str, float | None]:
+    """The HPA's status.currentMetrics: each Pods or External metric's current average, by its
+    name, or by `names[i]` for the i-th (the controller writes them in the spec's order)."""
     found: dict[str, float | None] = {}
-    for metric in hpa_status.get("currentMetrics") or []:
-        pods = metric.get("pods") or {}
-        name = (pods.get("metric") or {}).get("name")
+    for index, metric in enumerate(hpa_status.get("currentMetrics") or []):
+        source = metric.get("pods") or metric.get("external") or {}
+        name = (source.get("metric") or {}).get("name")
+        if names and index < len(names):
+            name = names[index]
         if name:
-            value = (pods.get("current") or {}).get("averageValue")
+            value = (source.get("current") or {}).get("averageValue")
             found[name] = None if value is None else quantity_value(value)
     return found
 

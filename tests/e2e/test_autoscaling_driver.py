@@ -24,8 +24,15 @@ from kubecluster.pki import FRONT_PROXY_CLIENT, ensure_pki, ensure_service_cert
 from lab.autoscaling.plots import ClusterRow
 from lab.reliability.load import NOT_SENT, OK, LoadRecord, Outcome
 
-from tests.e2e.autoscaling_record import PodTimeline, Recorder, cold_start, runner_events
+from tests.e2e.autoscaling_record import (
+    PodTimeline,
+    Recorder,
+    cold_start,
+    current_metrics,
+    runner_events,
+)
 from tests.e2e.conftest import LOCAL_OVERLAYS
+from tests.e2e.step_breakdown import client_side
 
 OVERLAY = LOCAL_OVERLAYS / "cpu-hpa-scaling"
 
@@ -182,3 +189,33 @@ def test_each_rows_load_counts_what_was_due_and_what_was_answered_in_its_5_s() -
     first, second = recorder.rows
     assert (first.offered_per_s, first.served_per_s, first.p50_s) == (0.6, 0.2, 0.5)
     assert (second.offered_per_s, second.served_per_s, second.p50_s) == (0.0, 0.2, 2.0)
+
+
+def test_the_step_breakdown_splits_the_clients_wait_from_the_time_on_the_wire() -> None:
+    record = LoadRecord()
+    record.outcomes += [
+        # Due at 0 s, sent at 1 s, answered at 1.5 s.
+        Outcome(sent_at_s=0.0, latency_s=1.5, status=OK, waited_s=1.0),
+        Outcome(sent_at_s=2.0, latency_s=0.5, status=OK),
+        # Refused and never sent: not answered, not counted.
+        Outcome(sent_at_s=3.0, latency_s=0.1, status="503"),
+        Outcome(sent_at_s=3.5, latency_s=0.0, status=NOT_SENT),
+        # Due after the window.
+        Outcome(sent_at_s=9.0, latency_s=0.5, status=OK),
+    ]
+    client = client_side(record, 0.0, 5.0)
+    assert client["answered"] == 2
+    assert (client["latency_ms"], client["wait_ms"], client["wire_ms"]) == (1000, 500, 500)
+    # Little's law over the window: 1 s on the wire in 5 s.
+    assert client["in_flight"] == pytest.approx(0.2)
+
+
+def test_the_hpas_metrics_are_read_by_name_or_in_the_specs_order() -> None:
+    status = {"currentMetrics": [
+        {"type": "External", "external": {"metric": {"name": "s0-prometheus"},
+                                          "current": {"averageValue": "37728m"}}},
+        {"type": "Pods", "pods": {"metric": {"name": "triton_pending_requests"},
+                                  "current": {"averageValue": "2"}}},
+    ]}  # fmt: skip
+    assert current_metrics(status) == {"s0-prometheus": 37.728, "triton_pending_requests": 2}
+    assert current_metrics(status, ("queue", "pending")) == {"queue": 37.728, "pending": 2}

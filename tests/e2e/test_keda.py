@@ -7,7 +7,8 @@ and hold the replicas on the ScaledObject's fallback while Prometheus is down.
 The ScaledObject is applied as the overlay renders it: its triggers query
 `prometheus-operated.monitoring.svc:9090`, a Service routed to the host Prometheus (the one the
 adapter scenario runs, service_prometheus.py), whose name KEDA's processes resolve through a
-private /etc/hosts (kubecluster/host_names.py)."""
+private /etc/hosts (kubecluster/host_names.py). Last, the cpu-hpa scenario's load step
+(load_step.py) runs on KEDA's HPA: its External metrics, the same three signals."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from inference_tools.manifests.render import Render
 from kubecluster import keda, service_prometheus
 from kubecluster.kubeapi import ApiError, KubeApi
 from kubecluster.layout import BRIDGE_ADDRESS, ClusterLayout
+from lab.reliability.load import OK
 
+from tests.checkout import CHECKOUT
 from tests.e2e.conftest import (
     LOCAL_OVERLAYS,
     NAMESPACE,
@@ -35,11 +38,13 @@ from tests.e2e.conftest import (
     apply_release,
     wait_for,
 )
+from tests.e2e.load_step import Autoscaler, run_load_step
 
 pytestmark = pytest.mark.e2e
 
 OVERLAY = "cpu-keda-scaling"
 HPA = "keda-hpa-triton"
+RESULTS = CHECKOUT / ".work" / "e2e" / "autoscaling-keda"
 SCALED_OBJECTS = f"/apis/keda.sh/v1alpha1/namespaces/{NAMESPACE}/scaledobjects"
 # Waits, not figures: pods starting on a loaded 2-core machine; scrape 15 s + rules 15 s before
 # the first recorded series, then KEDA's poll and the HPA's 15 s sync.
@@ -369,3 +374,16 @@ def test_keda_falls_back_while_prometheus_is_down_and_recovers(
     ), held["status"]
     recovered = (cleared["status"].get("health") or {}).values()
     assert all(h.get("status") == "Happy" for h in recovered), cleared["status"]
+
+
+@pytest.mark.load_step
+def test_a_load_step_scales_out_through_kedas_hpa_and_back(
+    api: KubeApi, cluster: ClusterLayout, keda_running: Scenario
+) -> None:
+    autoscaler = Autoscaler("cpu-keda", HPA, f"KEDA {keda.version()}")
+    result = run_load_step(api, cluster, keda_running.prometheus_url, autoscaler, RESULTS)
+    spec = (hpa(api) or {})["spec"]
+    peak = result.figures["peak_desired_replicas"]
+    assert peak is not None and spec["minReplicas"] < peak <= spec["maxReplicas"]
+    assert result.requests[OK] > 0
+    assert result.new_pods and result.cold_starts, "no new pod's cold start could be read"

@@ -251,9 +251,11 @@ def scrape_jobs(api: KubeApi) -> list[str]:
     return [job["job_name"] for job in (generated_config(api) or {}).get("scrape_configs") or []]
 
 
-def query(url: str, promql: str) -> list[dict[str, Any]]:
+def query(url: str, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+    """An instant query, now or at `at` (Unix seconds)."""
+    parameters = {"query": promql} | ({} if at is None else {"time": f"{at:.3f}"})
     with urllib.request.urlopen(
-        f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}", timeout=10
+        f"{url}/api/v1/query?{urllib.parse.urlencode(parameters)}", timeout=10
     ) as answer:
         body = json.loads(answer.read())
     return list(body["data"]["result"])
