@@ -203,6 +203,7 @@ def test_the_walk_reaches_every_command() -> None:
         "autoscaling",
         "autoscaling simulate",
         "autoscaling demo",
+        "autoscaling cluster-step",
         "reliability",
     }
 
