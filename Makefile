@@ -158,8 +158,8 @@ perf-tune: setup ## Compare encoder instance counts x ONNX Runtime threads serve
 	$(LAB) perf tune --duration-ms $(PERF_DURATION_MS) $(if $(PERF_VARIANTS),--variants $(PERF_VARIANTS))
 
 .PHONY: autoscale-demo
-autoscale-demo: setup ## Run the autoscaling loop locally (Triton, Prometheus, perf_analyzer, HPA algorithm); CSV and plot in perf/results/autoscaling
-	$(LAB) autoscaling demo
+autoscale-demo: e2e-load-step ## The autoscaling loop on the real control plane: a load step through kube-controller-manager's HPA on cpu-hpa (prometheus-adapter) and on the HPA KEDA makes of cpu-keda, plotted in .work/e2e/, then beside the simulator's prediction (perf/results/cluster-step); brings up `make cluster`
+	$(LAB) autoscaling cluster-step --recorded .work/e2e/autoscaling --recorded .work/e2e/autoscaling-keda
 
 .PHONY: calibrate
 calibrate: setup ## Measure where p95 crosses OBJECTIVE_MS and write the HPA/KEDA targets (components/autoscaling-calibrated)

@@ -1,4 +1,4 @@
-"""Run a real Prometheus (Debian's /usr/bin/prometheus) on loopback for tests and local loops.
+"""Run a real Prometheus (Debian's /usr/bin/prometheus) on loopback for tests and the calibration.
 
 The configuration and rule files are written into a fresh working folder next to the TSDB, the
 server listens on 127.0.0.1 on a free port, and `stop()` removes nothing but the process: the

@@ -1,6 +1,6 @@
 """The autoscaling configuration as it is deployed: read from `kubectl kustomize` output.
 
-Everything the local loop, the calibration and the simulation use (recording rules, the
+Everything the calibration and the simulation use (recording rules, the
 adapter's metrics queries, the HPA, KEDA's triggers) comes from here, so that what is tested is
 the rendered text and not a copy of it.
 """

@@ -98,7 +98,7 @@ def scrape_configs(
 ) -> list[dict[str, Any]]:
     """One scrape job per endpoint of the rendered ServiceMonitor, aimed at `targets`.
 
-    `scrape_interval` overrides the endpoint's interval (the local loop runs faster than a
+    `scrape_interval` overrides the endpoint's interval (a test may run faster than a
     cluster); the relabelling is the ServiceMonitor's.
     """
     monitor = rendered.one("ServiceMonitor")

@@ -1,4 +1,4 @@
-"""PNG figures for the autoscaling loop and the capacity simulation (matplotlib, Agg)."""
+"""PNG figures for the capacity simulation and the load step on the cluster (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -12,116 +12,7 @@ matplotlib.use("Agg")  # before pyplot: no display here
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lab.autoscaling.loop import LoopResult
 from lab.autoscaling.simulator import SimulationResult
-
-
-def _phase_marks(axes: Sequence[plt.Axes], result: LoopResult) -> None:
-    for phase in result.phases:
-        start = result.phase_starts_s.get(phase.name)
-        if start is None:
-            continue
-        for ax in axes:
-            ax.axvline(start, color="0.6", linestyle=":", linewidth=1)
-        axes[-1].annotate(
-            phase.name,
-            xy=(start, 0.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, 4),
-            textcoords="offset points",
-            fontsize=8,
-            color="0.35",
-        )
-
-
-def plot_loop(result: LoopResult, path: Path, title: str) -> Path:
-    rows = result.rows
-    t = [r.time_s for r in rows]
-    fig, axes = plt.subplots(4, 1, figsize=(9, 9.5), sharex=True, constrained_layout=True)
-    load, queue, pending, replicas = axes
-
-    load.step(
-        t,
-        [r.offered_concurrency for r in rows],
-        where="post",
-        color="tab:gray",
-        label="offered: requests in flight (perf_analyzer)",
-    )
-    load.set_ylabel("in flight")
-    served = load.twinx()
-    served.plot(
-        t, [r.throughput_per_s or 0 for r in rows], color="tab:blue", label="served (requests/s)"
-    )
-    served.set_ylabel("requests/s", color="tab:blue")
-    handles = load.get_legend_handles_labels()[0] + served.get_legend_handles_labels()[0]
-    load.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=8)
-    load.set_title("Offered load", fontsize=10, loc="left")
-
-    queue.plot(
-        t,
-        [(r.queue_time_per_request_us or 0) / 1000 for r in rows],
-        color="tab:orange",
-        label="queue time per request (pod)",
-    )
-    queue.axhline(
-        result.queue_target_us / 1000,
-        color="tab:orange",
-        linestyle="--",
-        linewidth=1,
-        label="HPA target",
-    )
-    queue.set_ylabel("ms")
-    queue.legend(loc="upper right", fontsize=8)
-    queue.set_title(
-        "Queue time per request (recording rule, via the adapter's query)", fontsize=10, loc="left"
-    )
-
-    pending.plot(
-        t,
-        [r.pending_requests or 0 for r in rows],
-        color="tab:purple",
-        label="pending requests (pod, 30 s average)",
-    )
-    pending.axhline(
-        result.pending_target, color="tab:purple", linestyle="--", linewidth=1, label="HPA target"
-    )
-    pending.set_ylabel("requests")
-    pending.legend(loc="upper right", fontsize=8)
-    pending.set_title("Pending requests", fontsize=10, loc="left")
-
-    replicas.step(
-        t,
-        [r.hpa_replicas for r in rows],
-        where="post",
-        color="tab:green",
-        linewidth=2,
-        label="HPA (prometheus-adapter)",
-    )
-    if result.keda is not None:
-        replicas.step(
-            t,
-            [r.keda_replicas or 0 for r in rows],
-            where="post",
-            color="tab:red",
-            linestyle="--",
-            label="KEDA ScaledObject",
-        )
-    replicas.axhline(result.hpa.min_replicas, color="0.5", linewidth=0.8)
-    replicas.axhline(result.hpa.max_replicas, color="0.5", linewidth=0.8)
-    replicas.set_ylim(0, result.hpa.max_replicas + 1)
-    replicas.set_ylabel("replicas")
-    replicas.set_xlabel("seconds")
-    replicas.legend(loc="upper right", fontsize=8)
-    replicas.set_title(
-        "Desired replicas (HPA algorithm, rendered settings)", fontsize=10, loc="left"
-    )
-
-    _phase_marks(axes, result)
-    fig.suptitle(title, fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_simulation(results: Sequence[SimulationResult], path: Path, title: str) -> Path:

@@ -202,7 +202,6 @@ def test_the_walk_reaches_every_command() -> None:
         "perf report",
         "autoscaling",
         "autoscaling simulate",
-        "autoscaling demo",
         "autoscaling cluster-step",
         "reliability",
     }

@@ -21,7 +21,7 @@ LAB_TARGETS = {
     "perf": ("perf", "run"),
     "perf-tune": ("perf", "tune"),
     "simulate": ("autoscaling", "simulate"),
-    "autoscale-demo": ("autoscaling", "demo"),
+    "autoscale-demo": ("autoscaling", "cluster-step"),
     "reliability": ("reliability",),
 }
 TOOLING_TARGETS = {
@@ -35,7 +35,9 @@ def command_of(target: str, program: tuple[str, ...]) -> list[str]:
     """The one command line `make -n TARGET` runs with `program`, as words after it."""
     result = run_make("-n", target)
     assert result.returncode == 0, result.stderr
-    lines = [shlex.split(line) for line in result.stdout.splitlines()]
+    # Only the lines that can hold the program: a prerequisite's shell (multi-line `if`s) need
+    # not split into words on its own.
+    lines = [shlex.split(line) for line in result.stdout.splitlines() if " ".join(program) in line]
     runs = [
         words
         for words in lines

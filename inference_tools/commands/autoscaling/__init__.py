@@ -1,7 +1,7 @@
 """`inference-tools autoscaling ACTION`: plan and check autoscaling on Triton's queue metrics.
 
-One module per action: `calibrate`, `adapter_values`. The simulation and the local loop are the
-lab's (`python -m lab autoscaling simulate|demo`).
+One module per action: `calibrate`, `adapter_values`. The simulation and the load step set
+beside it are the lab's (`python -m lab autoscaling simulate|cluster-step`).
 """
 
 from __future__ import annotations
