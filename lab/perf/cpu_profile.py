@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FREQUENCY_HZ = 499  # per core; odd, so as not to beat with a periodic timer
-IDLE = "idle"
-OTHER = "other processes"
 # Libraries grouped by what their time is spent on, first match wins (a path's lower case).
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ONNX Runtime (the model)", ("onnxruntime",)),
@@ -96,7 +94,7 @@ def summarise(
     lines: Iterable[str], labels: Mapping[int, str], cores: int, frequency_hz: int = FREQUENCY_HZ
 ) -> CpuProfile:
     """`perf script -F comm,pid,ip,dso` output, charged to the labelled processes (pid -> label);
-    pid 0 is the idle task, any other pid goes to OTHER."""
+    pid 0 is the idle task, and any other pid counts as another process's."""
     samples, libraries = Counter[tuple[str, str]](), Counter[tuple[str, str]]()
     idle = others = 0
     for line in lines:

@@ -92,3 +92,13 @@ class EmbeddingPipeline:
         feeds = {k: v for k, v in batch.as_dict().items() if k in self.input_names}
         (embeddings,) = self.session.run([ENCODER_OUTPUT], feeds)
         return embeddings
+
+
+def served_pipelines(model_repository: Path) -> list[EmbeddingPipeline]:
+    """One pipeline per encoder instance, each with its own session and the served options: the
+    model as the server runs it, for one caller per instance."""
+    options = served_session_options(model_repository)
+    return [
+        EmbeddingPipeline(model_repository, options=options)
+        for _ in range(encoder_instances(model_repository))
+    ]

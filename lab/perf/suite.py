@@ -36,6 +36,7 @@ from lab.perf import inprocess, serving_path
 from lab.perf.inprocess_baseline import (
     EmbeddingPipeline,
     encoder_instances,
+    served_pipelines,
     served_session_options,
     served_settings_text,
 )
@@ -420,11 +421,7 @@ class Suite:
     def _parallel(self) -> inprocess.InProcessResult:
         """The served sessions, one caller per encoder instance, one text per call."""
         o = self.options
-        options = served_session_options(o.model_repository)
-        pipelines = [
-            EmbeddingPipeline(o.model_repository, options=options)
-            for _ in range(encoder_instances(o.model_repository))
-        ]
+        pipelines = served_pipelines(o.model_repository)
         result = inprocess.parallel_closed_loop(pipelines, self.plain_texts, o.inprocess_seconds)
         return replace(result, label=f"{result.label}, as served")
 

@@ -25,7 +25,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,11 +45,7 @@ from inference_tools.perf.perf_analyzer import (
 
 from lab import process_tree
 from lab.perf import cpu_profile, inprocess
-from lab.perf.inprocess_baseline import (
-    EmbeddingPipeline,
-    encoder_instances,
-    served_session_options,
-)
+from lab.perf.inprocess_baseline import EmbeddingPipeline, served_pipelines
 from lab.perf.microservice import MODEL_NAME, MicroserviceProcess
 
 FLOOR = "in-process"
@@ -277,19 +273,11 @@ class WhereTimeGoes:
         )
         with self._systems() as (server, service):
             settings = {
-                (TRITON, "grpc"): PerfAnalyzerSettings(
-                    **{**base.__dict__, "url": server.grpc_url, "protocol": "grpc"}
-                ),
-                (TRITON, "http"): PerfAnalyzerSettings(
-                    **{**base.__dict__, "url": server.http_url, "protocol": "http"}
-                ),
+                (TRITON, "grpc"): replace(base, url=server.grpc_url, protocol="grpc"),
+                (TRITON, "http"): replace(base, url=server.http_url, protocol="http"),
                 (MICROSERVICE, "http"): service.perf_settings(base, openai_data),
             }
-            options = served_session_options(o.model_repository)
-            pipelines = [
-                EmbeddingPipeline(o.model_repository, options=options)
-                for _ in range(encoder_instances(o.model_repository))
-            ]
+            pipelines = served_pipelines(o.model_repository)
             # Repeats outermost and systems innermost: whatever the machine does at a moment
             # weighs on every system alike.
             for run in range(1, o.repeats + 1):
@@ -319,32 +307,13 @@ class WhereTimeGoes:
     def write(self) -> Path:
         o = self.options
         (o.out_dir / "runs.json").write_text(
-            json.dumps([_as_json(r) for r in self.runs], indent=1) + "\n"
+            json.dumps([asdict(r) for r in self.runs], indent=1) + "\n"
         )
         write_csv(o.out_dir / "cpu_per_text.csv", self.runs)
         plot_cpu_per_text(o.out_dir / PLOT_NAME, self.runs, o.concurrency)
         report = o.out_dir / "report.md"
         report.write_text(render(self.runs, o, self.window_s()))
         return report
-
-
-def _as_json(run: CaseRun) -> dict[str, Any]:
-    return {
-        "case": {
-            "system": run.case.system,
-            "protocol": run.case.protocol,
-            "concurrency": run.case.concurrency,
-        },
-        "run": run.run,
-        "texts_per_s": run.texts_per_s,
-        "p50_ms": run.p50_ms,
-        "p99_ms": run.p99_ms,
-        "cpu_ms_per_text": run.cpu_ms_per_text,
-        "cpu_ms_per_text_by_category": run.cpu_ms_per_text_by_category,
-        "idle_cores": run.idle_cores,
-        "other_cores": run.other_cores,
-        "stages_us": run.stages_us,
-    }
 
 
 def write_csv(path: Path, runs: Sequence[CaseRun]) -> None:
