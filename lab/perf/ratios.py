@@ -178,13 +178,13 @@ def inprocess_best_batch(rows: Sequence[InProcessRow]) -> InProcessRow | None:
     return max(closed, key=lambda r: r.result.throughput_per_s) if closed else None
 
 
-def _triton_c1_p50_us(triton: Sequence[Measurement]) -> float | None:
+def _c1_p50_us(triton: Sequence[Measurement]) -> float | None:
     at_one = next((m for m in concurrency_sweep(triton) if m.level.value == 1), None)
     return None if at_one is None else at_one.p(50)
 
 
 def latency_overhead(triton: Sequence[Measurement], rows: Sequence[InProcessRow]) -> Ratio:
-    served = _triton_c1_p50_us(triton)
+    served = _c1_p50_us(triton)
     floor = inprocess_batch1_p50_us(rows, SERVED_THREADS_ROLE_PREFIX)
     value = None if served is None or floor is None else (served - floor) / 1000.0
     inconclusive = floor_disagreement(rows, SERVED_THREADS_ROLE_PREFIX)
@@ -209,7 +209,7 @@ def latency_overhead(triton: Sequence[Measurement], rows: Sequence[InProcessRow]
 
 
 def latency_ratio(triton: Sequence[Measurement], rows: Sequence[InProcessRow]) -> Ratio:
-    served = _triton_c1_p50_us(triton)
+    served = _c1_p50_us(triton)
     floor = inprocess_batch1_p50_us(rows)
     value = None if served is None or floor is None else served / floor
     return Ratio(
@@ -313,7 +313,7 @@ def microservice_ratio(triton: Sequence[Measurement], microservice: Sequence[Mea
 def microservice_latency(
     triton: Sequence[Measurement], microservice: Sequence[Measurement]
 ) -> Ratio:
-    ours, theirs = _triton_c1_p50_us(triton), _triton_c1_p50_us(microservice)
+    ours, theirs = _c1_p50_us(triton), _c1_p50_us(microservice)
     value = None if ours is None or theirs is None else (ours - theirs) / 1000.0
     return Ratio(
         key="microservice_latency_c1",
