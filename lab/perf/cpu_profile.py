@@ -56,7 +56,6 @@ class CpuProfile:
     samples: Mapping[tuple[str, str], int] = field(default_factory=dict)
     idle_samples: int = 0
     other_samples: int = 0
-    libraries: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (label, dso path)
 
     def cpu_s(self, label: str | None = None, category_name: str | None = None) -> float:
         """CPU seconds of a process label and/or a category (None: all of them)."""
@@ -95,7 +94,7 @@ def summarise(
 ) -> CpuProfile:
     """`perf script -F comm,pid,ip,dso` output, charged to the labelled processes (pid -> label);
     pid 0 is the idle task, and any other pid counts as another process's."""
-    samples, libraries = Counter[tuple[str, str]](), Counter[tuple[str, str]]()
+    samples = Counter[tuple[str, str]]()
     idle = others = 0
     for line in lines:
         match = _SAMPLE.match(line)
@@ -109,9 +108,7 @@ def summarise(
         if label is None:
             others += 1
             continue
-        dso = match["dso"]
-        samples[(label, category(dso))] += 1
-        libraries[(label, dso)] += 1
+        samples[(label, category(match["dso"]))] += 1
     total = idle + others + sum(samples.values())
     if total == 0:
         raise RuntimeError("perf recorded no samples: is system-wide sampling allowed here?")
@@ -122,7 +119,6 @@ def summarise(
         samples=dict(samples),
         idle_samples=idle,
         other_samples=others,
-        libraries=dict(libraries),
     )
 
 

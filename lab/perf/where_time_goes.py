@@ -22,12 +22,12 @@ import csv
 import json
 import os
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import matplotlib
 
@@ -105,28 +105,6 @@ class CaseRun:
         return sum(self.cpu_ms_per_text.values())
 
 
-def _in_thread(run: Callable[[], T]) -> Callable[[], T]:
-    """Start `run` in a thread now; the returned call waits for its result (or its error)."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = run()
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-
-    def result() -> T:
-        thread.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["value"]
-
-    return result
-
-
 def _labels() -> dict[int, str]:
     """Every process this run started, by label; this process is the in-process pipeline."""
     own = os.getpid()
@@ -140,11 +118,12 @@ def profiled(
     run: Callable[[], T], data_path: Path, window_s: float
 ) -> tuple[T, cpu_profile.CpuProfile]:
     """Run `run` while the cores are sampled for `window_s`, starting PROFILE_DELAY_S in."""
-    wait = _in_thread(run)
-    time.sleep(PROFILE_DELAY_S)
-    labels = _labels()
-    cpu_profile.record(data_path, window_s)
-    value = wait()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(run)
+        time.sleep(PROFILE_DELAY_S)
+        labels = _labels()
+        cpu_profile.record(data_path, window_s)
+        value = running.result()
     lines = cpu_profile.script_lines(data_path)
     profile = cpu_profile.summarise(lines, labels, os.cpu_count() or 1)
     data_path.unlink(missing_ok=True)  # megabytes of samples, summarised below
@@ -155,11 +134,11 @@ def _per_text(
     case: Case,
     run: int,
     profile: cpu_profile.CpuProfile,
-    texts_per_s: float,
-    p50_ms: float,
-    p99_ms: float,
+    result: Measurement | inprocess.InProcessResult,
     stages_us: dict[str, dict[str, float]],
 ) -> CaseRun:
+    """`result`: what the load measured (texts/s, latency percentiles in µs), either system."""
+    texts_per_s = result.throughput_per_s
     texts = max(texts_per_s * profile.window_s, 1e-9)
     by_label = {label: profile.cpu_s(label) * 1000 / texts for label in profile.labels}
     by_category = {
@@ -174,8 +153,8 @@ def _per_text(
         case=case,
         run=run,
         texts_per_s=texts_per_s,
-        p50_ms=p50_ms,
-        p99_ms=p99_ms,
+        p50_ms=result.p(50) / 1000,
+        p99_ms=result.p(99) / 1000,
         cpu_ms_per_text=by_label,
         cpu_ms_per_text_by_category=by_category,
         idle_cores=profile.idle_s / profile.window_s,
@@ -219,15 +198,7 @@ class WhereTimeGoes:
             self.raw / f"{name}.perf.data",
             self.window_s(),
         )
-        return _per_text(
-            case,
-            run,
-            profile,
-            measurement.throughput_per_s,
-            measurement.p(50) / 1000,
-            measurement.p(99) / 1000,
-            _stages(measurement),
-        )
+        return _per_text(case, run, profile, measurement, _stages(measurement))
 
     def _floor(self, pipelines: Sequence[EmbeddingPipeline], run: int) -> CaseRun:
         case = Case(FLOOR, "-", len(pipelines))
@@ -238,15 +209,7 @@ class WhereTimeGoes:
             self.raw / f"floor-run{run}.perf.data",
             self.window_s(),
         )
-        return _per_text(
-            case,
-            run,
-            profile,
-            result.throughput_per_s,
-            result.p(50) / 1000,
-            result.p(99) / 1000,
-            {},
-        )
+        return _per_text(case, run, profile, result, {})
 
     def cases(self) -> int:
         o = self.options
